@@ -1,0 +1,163 @@
+"""Iterable's request budgets, stated once, and the HTTP sessions that pace requests to fit them.
+
+The CDK's HTTP client paces every request of a connector through one shared `RateLimiter` that
+knows nothing of Iterable's per-endpoint and per-organisation limits, and that slows every later
+request for good after sustained 429s. Iterable's limits differ by three orders of magnitude
+between endpoints (100 per second for campaigns, 5 per minute for list membership), so each
+endpoint family gets its own `PacedSession`: the CDK client with a `RateLimiter` that reserves a
+slot in a rolling window before each request, and backs off only its own family after a 429
+caused by another tool, recovering as soon as requests succeed again.
+"""
+
+import asyncio
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from logging import Logger
+from typing import Callable
+
+import aiohttp
+from estuary_cdk.http import HTTPMixin, RateLimiter, TokenSource
+
+TIME_SCALE_ENV = "SOURCE_ITERABLE_TIME_SCALE"
+
+
+def time_scale() -> float:
+    """Multiplier of every pacing interval and poll delay; below 1 only in tests and benchmarks."""
+    return float(os.environ.get(TIME_SCALE_ENV, "1"))
+
+
+class Bucket(StrEnum):
+    DEFAULT = "default"
+    CAMPAIGN_METRICS = "campaign_metrics"
+    LIST_USERS = "list_users"
+    USER_FIELDS = "user_fields"
+    EXPORT = "export"
+    EXPORT_CANCEL = "export_cancel"
+    FILES = "files"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    per: timedelta
+
+
+LIMITS: dict[Bucket, RateLimit | None] = {
+    Bucket.DEFAULT: RateLimit(100, timedelta(seconds=1)),
+    Bucket.CAMPAIGN_METRICS: RateLimit(10, timedelta(minutes=1)),
+    Bucket.LIST_USERS: RateLimit(5, timedelta(minutes=1)),
+    Bucket.USER_FIELDS: RateLimit(3, timedelta(seconds=1)),
+    # Shared by export/start and export/{jobId}/files across the whole organisation.
+    Bucket.EXPORT: RateLimit(1, timedelta(seconds=1)),
+    Bucket.EXPORT_CANCEL: RateLimit(1, timedelta(seconds=1)),
+    # Pre-signed export file URLs are served by object storage, outside Iterable's limits.
+    Bucket.FILES: None,
+}
+
+EXPORT_JOBS_PROCESSING_PER_ORGANISATION = 4
+
+SAFETY_MARGIN = 0.05
+"""Fraction of a window added to each reservation, so network jitter between our clock and
+Iterable's never turns a paced request into a 429."""
+
+BACKOFF_FIRST = timedelta(seconds=2)
+BACKOFF_MAX = timedelta(minutes=2)
+
+
+class RollingWindowPacer(RateLimiter):
+    """A CDK `RateLimiter` whose `delay` reserves the next free slot of a rolling window.
+
+    The CDK reads `delay` once before each attempt and sleeps that long, so reserving the slot at
+    that moment keeps concurrent requests of the family in order. A 429 (another tool spending
+    the shared budget) pushes the next slot out exponentially; a success resets the back-off.
+    """
+
+    def __init__(self, limit: RateLimit | None, clock: Callable[[], float] = time.monotonic):
+        self.limit = limit
+        self.clock = clock
+        self.sent: deque[float] = deque(maxlen=limit.requests if limit else 1)
+        self.blocked_until = 0.0
+        self.consecutive_429s = 0
+        self.failed = 0
+        self.total = 0
+        self.waited = 0.0
+
+    @property  # type: ignore[override]
+    def delay(self) -> float:
+        now = self.clock()
+        at = max(now, self.blocked_until)
+        if self.limit and len(self.sent) == self.limit.requests:
+            window = self.limit.per.total_seconds() * time_scale() * (1 + SAFETY_MARGIN)
+            at = max(at, self.sent[0] + window)
+        if self.limit:
+            self.sent.append(at)
+        self.waited += at - now
+        return at - now
+
+    def update(self, log: Logger, cur_delay: float, failed: bool) -> None:
+        self.total += 1
+        if not failed:
+            self.consecutive_429s = 0
+            return
+        self.failed += 1
+        self.consecutive_429s += 1
+        backoff = min(
+            BACKOFF_FIRST.total_seconds() * 2 ** (self.consecutive_429s - 1),
+            BACKOFF_MAX.total_seconds(),
+        ) * time_scale()
+        self.blocked_until = max(self.blocked_until, self.clock() + backoff)
+        log.warning(
+            "Iterable answered 429 Too Many Requests; another tool may be sharing the budget",
+            {"backoff_seconds": round(backoff, 3), "consecutive": self.consecutive_429s},
+        )
+
+
+class PacedSession(HTTPMixin):
+    """The CDK HTTP client, paced by one endpoint family's budget."""
+
+    def __init__(
+        self,
+        inner: aiohttp.ClientSession,
+        token_source: TokenSource | None,
+        pacer: RollingWindowPacer,
+    ):
+        self.inner = inner
+        self.token_source = token_source
+        self.rate_limiter = pacer
+
+
+class IterableHTTP:
+    """One paced session per endpoint family, sharing a connection pool and the API key."""
+
+    def __init__(
+        self,
+        inner: aiohttp.ClientSession,
+        token_source: TokenSource,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.sessions = {
+            bucket: PacedSession(
+                inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock)
+            )
+            for bucket, limit in LIMITS.items()
+        }
+
+    def __getitem__(self, bucket: Bucket) -> PacedSession:
+        return self.sessions[bucket]
+
+
+async def sleep_unless(stopping: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep `seconds` (scaled), waking early if `stopping` is set. Returns whether it was set."""
+    seconds *= time_scale()
+    if stopping is None:
+        await asyncio.sleep(seconds)
+        return False
+    try:
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+        return True
+    except asyncio.TimeoutError:
+        return False
