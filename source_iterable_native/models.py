@@ -94,6 +94,17 @@ def _iso_duration(value: timedelta) -> str:
     return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "" if days else "T0S")
 
 
+def _known_event_types(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    unknown = [name for name in value if name not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(
+            f"Unknown event type(s) {', '.join(unknown)}. Valid event types are: {', '.join(EVENT_TYPES)}"
+        )
+    return list(dict.fromkeys(value)) or None
+
+
 class Advanced(BaseModel):
     window_size: Annotated[
         timedelta, _duration_within(timedelta(seconds=1), timedelta(days=365), "Window size")
@@ -137,7 +148,7 @@ class Advanced(BaseModel):
             "duration, so late opens and attributed purchases are captured."
         ),
     )
-    event_types: list[str] | None = Field(
+    event_types: Annotated[list[str] | None, AfterValidator(_known_event_types)] = Field(
         default=None,
         title="Event Types",
         description=(
@@ -266,3 +277,41 @@ class Template(SnapshotStream):
 
 
 SNAPSHOT_STREAMS: list[type[SnapshotStream]] = [Channel, List, MessageType, MetadataTable, Template]
+
+
+class Event(BaseDocument, extra="allow"):
+    """One exported event of any data type, keyed like Estuary's existing Iterable connector."""
+
+    name: ClassVar[str] = "events"
+    key: ClassVar[list[str]] = ["/_estuary_id", "/eventType"]
+    cursor_field: ClassVar[str] = "createdAt"
+
+    estuary_id: str = Field(alias="_estuary_id", description="xxh128 of createdAt|email|itblUserId|campaignId|eventName|eventType")
+    eventType: str = Field(description="The Iterable export data type of this event")
+    createdAt: AwareDatetime
+
+
+class User(BaseDocument, extra="allow"):
+    name: ClassVar[str] = "users"
+    data_type: ClassVar[str] = "user"
+    cursor_field: ClassVar[str] = "profileUpdatedAt"
+
+    profileUpdatedAt: AwareDatetime
+
+
+class UserByEmail(User):
+    key_field: ClassVar[str] = "email"
+    email: str
+
+
+class UserByItblUserId(User):
+    key_field: ClassVar[str] = "itblUserId"
+    itblUserId: str
+
+
+def user_model(project_type: ProjectType) -> type[User]:
+    return UserByEmail if project_type is ProjectType.EMAIL_BASED else UserByItblUserId
+
+
+def enabled_event_types(config: "EndpointConfig") -> list[str]:
+    return list(config.advanced.event_types or EVENT_TYPES)

@@ -1,7 +1,7 @@
 """Binds Iterable's streams to CDK resources: `all_resources()` and `validate_credentials()`."""
 
 import functools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from logging import Logger
 from typing import Any, AsyncGenerator, Callable
 
@@ -10,16 +10,32 @@ from estuary_cdk.flow import CaptureBinding, ValidationError
 from estuary_cdk.http import HTTPError
 
 from . import api
+from .export import ExportCapture, ExportJobs
 from .models import (
     SNAPSHOT_STREAMS,
+    ConnectorState,
     EndpointConfig,
+    Event,
     ResourceConfig,
     SnapshotStream,
     Template,
+    User,
+    enabled_event_types,
+    user_model,
 )
 from .rate_limits import Bucket, IterableHTTP
+from .records import ExportedStream
 
 SNAPSHOT_INTERVAL = timedelta(minutes=5)
+EXPORT_INTERVAL = timedelta(minutes=5)
+
+SNAPSHOT_KEY_PROPERTIES: dict[str, dict[str, Any]] = {
+    "channels": {"id": {"type": "integer"}},
+    "lists": {"id": {"type": "integer"}},
+    "message_types": {"id": {"type": "integer"}},
+    "metadata_tables": {"name": {"type": "string"}},
+    "templates": {"templateId": {"type": "integer"}},
+}
 
 
 async def validate_credentials(log: Logger, http: IterableHTTP, config: EndpointConfig) -> None:
@@ -62,7 +78,20 @@ def all_resources(
     log: Logger, http: IterableHTTP, config: EndpointConfig
 ) -> list[common.Resource]:
     origin = _origin(config)
-    return [_snapshot_resource(stream, _snapshot_fetcher(http, origin, stream)) for stream in SNAPSHOT_STREAMS]
+    jobs = ExportJobs(http, origin)
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    users = user_model(config.project_type)
+    return [
+        *(_snapshot_resource(stream, _snapshot_fetcher(http, origin, stream)) for stream in SNAPSHOT_STREAMS),
+        _export_resource(
+            config, jobs, now, Event.name, [f"/{f}" for f in ("_estuary_id", "eventType")], Event,
+            [ExportedStream(t, Event.cursor_field, None) for t in enabled_event_types(config)],
+        ),
+        _export_resource(
+            config, jobs, now, User.name, [f"/{users.key_field}"], users,
+            [ExportedStream(User.data_type, User.cursor_field, users.key_field)],
+        ),
+    ]
 
 
 def _snapshot_fetcher(
@@ -84,10 +113,108 @@ def _snapshot_resource(
         task: Task,
         all_bindings: Any,
     ) -> None:
+        task.sourced_schema(binding_index, {"properties": SNAPSHOT_KEY_PROPERTIES[stream.name]})
         common.open_binding(binding, binding_index, state, task, fetch_snapshot=fetch)
 
     return common.SnapshotResource(
         name=stream.name,
         open=open,
         initial_config=ResourceConfig(name=stream.name, interval=SNAPSHOT_INTERVAL),
+    )
+
+
+def _export_subtasks(
+    streams: list[ExportedStream], cutoff: datetime, lag: timedelta
+) -> common.ResourceState:
+    inc: dict[str, common.ResourceState.Incremental | None] = {}
+    for stream in streams:
+        inc[f"realtime.{stream.data_type}"] = common.ResourceState.Incremental(cursor=cutoff)
+        if lag:
+            inc[f"lookback.{stream.data_type}"] = common.ResourceState.Incremental(cursor=cutoff - lag)
+    backfill: dict[str, common.ResourceState.Backfill | None] = {
+        stream.data_type: common.ResourceState.Backfill(cutoff=cutoff, next_page=None) for stream in streams
+    }
+    return common.ResourceState(inc=inc, backfill=backfill)
+
+
+def _export_resource(
+    config: EndpointConfig,
+    jobs: ExportJobs,
+    now: datetime,
+    name: str,
+    key: list[str],
+    model: type[common.BaseDocument],
+    streams: list[ExportedStream],
+) -> common.Resource:
+    lag = config.advanced.late_data_lag
+    start = config.start(now)
+
+    async def open(
+        binding: CaptureBinding[ResourceConfig],
+        binding_index: int,
+        state: common.ResourceState,
+        task: Task,
+        all_bindings: Any,
+    ) -> None:
+        jobs.stopping = task.stopping.event
+        capture = ExportCapture(jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval)
+        await _add_missing_subtasks(binding, state, streams, lag, task)
+        assert isinstance(state.inc, dict)
+        fetch_changes = {}
+        fetch_page = {}
+        for stream in streams:
+            realtime = state.inc[f"realtime.{stream.data_type}"]
+            assert realtime and isinstance(realtime.cursor, datetime)
+            capture.track(stream.data_type, realtime.cursor)
+            fetch_changes[f"realtime.{stream.data_type}"] = functools.partial(capture.realtime, stream)
+            if lag:
+                fetch_changes[f"lookback.{stream.data_type}"] = functools.partial(capture.lookback, stream)
+            fetch_page[stream.data_type] = functools.partial(capture.backfill, stream, start)
+        task.sourced_schema(binding_index, {"properties": _key_properties(key)})
+        await task.checkpoint(ConnectorState())
+        common.open_binding(binding, binding_index, state, task, fetch_changes=fetch_changes, fetch_page=fetch_page)
+
+    return common.Resource(
+        name=name,
+        key=key,
+        model=model,
+        open=open,
+        initial_state=_export_subtasks(streams, now, lag),
+        initial_config=ResourceConfig(name=name, interval=EXPORT_INTERVAL),
+        schema_inference=True,
+    )
+
+
+def _key_properties(key: list[str]) -> dict[str, Any]:
+    return {pointer.lstrip("/"): {"type": "string"} for pointer in key}
+
+
+async def _add_missing_subtasks(
+    binding: CaptureBinding[ResourceConfig],
+    state: common.ResourceState,
+    streams: list[ExportedStream],
+    lag: timedelta,
+    task: Task,
+) -> None:
+    """Start capturing data types (or the lookback pass) that were enabled after the binding."""
+    if not isinstance(state.inc, dict):
+        state.inc = {}
+    if not isinstance(state.backfill, dict):
+        state.backfill = {} if state.backfill is None else state.backfill
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    fresh = _export_subtasks(streams, now, lag)
+    assert isinstance(fresh.inc, dict) and isinstance(fresh.backfill, dict)
+    new_inc = {k: v for k, v in fresh.inc.items() if k not in state.inc}
+    new_types = [s.data_type for s in streams if f"realtime.{s.data_type}" in new_inc]
+    new_backfill = {t: fresh.backfill[t] for t in new_types}
+    if not new_inc:
+        return
+    task.log.info("capturing newly enabled export subtasks", {"subtasks": sorted(new_inc)})
+    state.inc.update(new_inc)
+    assert isinstance(state.backfill, dict)
+    state.backfill.update(new_backfill)
+    await task.checkpoint(
+        ConnectorState(
+            bindingStateV1={binding.stateKey: common.ResourceState(inc=new_inc, backfill=new_backfill or None)}
+        )
     )

@@ -1,0 +1,134 @@
+"""Turning exported Iterable records into documents: datetime repair, event keys, cursors."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import xxhash
+
+_ALMOST_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,9})?(?:\.0+)? ?(Z|[+-]\d{2}:?\d{2})$"
+)
+
+
+def repair_datetime(value: str) -> str:
+    """Iterable's almost-ISO datetimes as RFC 3339; any other string unchanged.
+
+    Handles `2026-01-14 06:20:22 +00:00`, the colon-less offset `+0000`, and the malformed
+    double fraction `2025-12-19T22:43:34.134105.000Z`.
+    """
+    match = _ALMOST_RFC3339.match(value)
+    if match is None:
+        return value
+    date, time, fraction, offset = match.groups()
+    if offset != "Z" and ":" not in offset:
+        offset = f"{offset[:3]}:{offset[3:]}"
+    repaired = f"{date}T{time}{fraction or ''}{offset}"
+    try:
+        datetime.fromisoformat(repaired)
+    except ValueError:
+        return value
+    return repaired
+
+
+def _looks_like_datetime(value: str) -> bool:
+    return len(value) >= 19 and value[4] == "-" and value[13] == ":"
+
+
+def repair_datetimes(value: Any) -> Any:
+    """`value` with every almost-ISO datetime string in it repaired, nested values included."""
+    if isinstance(value, str):
+        return repair_datetime(value) if _looks_like_datetime(value) else value
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str):
+                if _looks_like_datetime(v):
+                    value[k] = repair_datetime(v)
+            elif isinstance(v, (dict, list)):
+                repair_datetimes(v)
+        return value
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                if _looks_like_datetime(v):
+                    value[i] = repair_datetime(v)
+            elif isinstance(v, (dict, list)):
+                repair_datetimes(v)
+    return value
+
+
+ESTUARY_ID_FIELDS = ("createdAt", "email", "itblUserId", "campaignId", "eventName")
+
+
+def _id_part(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def estuary_id(record: dict[str, Any], event_type: str) -> str:
+    """The 32-hex-digit xxh128 key of an event, as Estuary's existing Iterable connector computes
+    it: `createdAt|email|itblUserId|campaignId|eventName|eventType`, with `createdAt` exactly as
+    Iterable sent it."""
+    parts = [_id_part(record.get(name)) for name in ESTUARY_ID_FIELDS]
+    parts.append(event_type)
+    return xxhash.xxh128_hexdigest("|".join(parts).encode())
+
+
+class MalformedRecord(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportedRecord:
+    doc: dict[str, Any]
+    key: str
+    cursor: datetime
+
+
+def parse_datetime(value: Any, field: str, location: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(repair_datetime(value))
+            if parsed.tzinfo is not None:
+                return parsed
+        except ValueError:
+            pass
+    raise MalformedRecord(f"{location}: {field} {value!r} is not a datetime with a time zone")
+
+
+@dataclass(frozen=True)
+class ExportedStream:
+    """How one export data type's records become documents."""
+
+    data_type: str
+    cursor_field: str
+    key_field: str | None
+    """The document key for users (`email` or `itblUserId`); None for events (`_estuary_id`)."""
+
+    def record(self, line: bytes, location: str) -> ExportedRecord:
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            raise MalformedRecord(f"{location}: invalid JSON ({err})") from None
+        if not isinstance(raw, dict):
+            raise MalformedRecord(f"{location}: expected a JSON object, got {type(raw).__name__}")
+        if self.cursor_field not in raw:
+            raise MalformedRecord(f"{location}: record has no {self.cursor_field}")
+
+        if self.key_field is None:
+            key = estuary_id(raw, self.data_type)
+            raw["_estuary_id"] = key
+            raw["eventType"] = self.data_type
+        else:
+            value = raw.get(self.key_field)
+            if value is None or value == "":
+                raise MalformedRecord(f"{location}: record has no {self.key_field}, the collection key")
+            key = str(value)
+
+        doc = repair_datetimes(raw)
+        return ExportedRecord(doc, key, parse_datetime(doc[self.cursor_field], self.cursor_field, location))

@@ -1,0 +1,98 @@
+import asyncio
+import logging
+from datetime import timedelta
+
+import pytest
+
+from source_iterable_native.export.jobs import JobSlots, Priority
+from source_iterable_native.rate_limits import RateLimit, RollingWindowPacer, SAFETY_MARGIN
+
+log = logging.getLogger("test")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rolling_window_allows_a_burst_then_waits_exactly_for_the_window() -> None:
+    clock = Clock()
+    pacer = RollingWindowPacer(RateLimit(5, timedelta(minutes=1)), clock)
+    assert [pacer.delay for _ in range(5)] == [0, 0, 0, 0, 0]
+    assert pacer.delay == pytest.approx(60 * (1 + SAFETY_MARGIN))
+    clock.now += 30
+    # The 7th waits for the 2nd slot to leave the window, not a full minute from now.
+    assert pacer.delay == pytest.approx(60 * (1 + SAFETY_MARGIN) - 30)
+
+
+def test_one_per_second_spaces_concurrent_reservations() -> None:
+    clock = Clock()
+    pacer = RollingWindowPacer(RateLimit(1, timedelta(seconds=1)), clock)
+    delays = [pacer.delay for _ in range(4)]
+    step = 1 + SAFETY_MARGIN
+    assert delays == pytest.approx([0, step, 2 * step, 3 * step])
+
+
+def test_429_backs_off_exponentially_and_success_resets() -> None:
+    clock = Clock()
+    pacer = RollingWindowPacer(None, clock)
+    assert pacer.delay == 0
+    pacer.update(log, 0, failed=True)
+    assert pacer.delay == pytest.approx(2)
+    pacer.update(log, 0, failed=True)
+    assert pacer.delay == pytest.approx(4)
+    clock.now += 10
+    pacer.update(log, 0, failed=False)
+    assert pacer.delay == 0
+    pacer.update(log, 0, failed=True)
+    assert pacer.delay == pytest.approx(2)
+    assert (pacer.failed, pacer.total) == (3, 4)
+
+
+@pytest.mark.asyncio
+async def test_job_slots_wake_waiters_by_priority() -> None:
+    slots = JobSlots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def job(name: str, priority: Priority) -> None:
+        async with slots.hold(priority):
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(job("first", Priority.BACKFILL))
+    await asyncio.sleep(0)
+    waiters = [
+        asyncio.create_task(job("backfill", Priority.BACKFILL)),
+        asyncio.create_task(job("lookback", Priority.LOOKBACK)),
+        asyncio.create_task(job("realtime", Priority.REALTIME)),
+    ]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *waiters)
+    assert order == ["first", "realtime", "lookback", "backfill"]
+    assert slots.free == 1
+
+
+@pytest.mark.asyncio
+async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
+    slots = JobSlots(1)
+    hold = asyncio.Event()
+
+    async def holder() -> None:
+        async with slots.hold(Priority.REALTIME):
+            await hold.wait()
+
+    h = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    await asyncio.sleep(0)
+    hold.set()
+    await h
+    assert slots.free == 1 and not slots.waiters
