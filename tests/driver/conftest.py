@@ -1,0 +1,25 @@
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from driver_helpers import DEFAULT_BINDINGS, fake_command  # noqa: E402
+from flow_driver import ConnectorDriver, bindings_from_discovered  # noqa: E402
+
+
+@pytest.fixture
+def make_driver() -> Callable[..., ConnectorDriver]:
+    def make(config: dict[str, Any] | None = None, **kwargs: Any) -> ConnectorDriver:
+        kwargs.setdefault("stop_timeout", 10.0)
+        return ConnectorDriver(config or {}, command=fake_command(), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def bindings() -> list[dict[str, Any]]:
+    return bindings_from_discovered({"bindings": DEFAULT_BINDINGS})
