@@ -81,7 +81,7 @@ def all_resources(
     jobs = ExportJobs(http, origin)
     now = datetime.now(tz=UTC).replace(microsecond=0)
     users = user_model(config.project_type)
-    return [
+    resources = [
         *(_snapshot_resource(stream, _snapshot_fetcher(http, origin, stream)) for stream in SNAPSHOT_STREAMS),
         _export_resource(
             config, jobs, now, Event.name, [f"/{f}" for f in ("_estuary_id", "eventType")], Event,
@@ -92,6 +92,7 @@ def all_resources(
             [ExportedStream(User.data_type, User.cursor_field, users.key_field)],
         ),
     ]
+    return sorted(resources, key=lambda resource: resource.name)
 
 
 def _snapshot_fetcher(
