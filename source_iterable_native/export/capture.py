@@ -19,6 +19,7 @@ from typing import Any, AsyncGenerator
 from estuary_cdk import emitted_changes_cache as cache
 from estuary_cdk.capture.common import LogCursor, PageCursor
 
+from ..rate_limits import time_scale
 from ..records import ExportedStream
 from .jobs import ExportFailed, ExportJobs, ExportStopped, ExportTruncated, ExportWindow, Priority
 
@@ -92,7 +93,7 @@ class ExportCapture:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
         now = now_seconds()
-        idle_wait = min(self.interval * 2**progress.empty_polls, IDLE_POLL_MAX)
+        idle_wait = min(self.interval * 2**progress.empty_polls, IDLE_POLL_MAX * time_scale())
         if now - cursor < max(idle_wait, timedelta(seconds=1)):
             return
         count = 0
@@ -114,7 +115,7 @@ class ExportCapture:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
         end = min(now_seconds() - self.lag, progress.realtime_cursor)
-        if end - cursor < max(self.lag, LOOKBACK_MIN_STEP):
+        if end - cursor < max(self.lag, LOOKBACK_MIN_STEP * time_scale()):
             return
         try:
             async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, cursor):

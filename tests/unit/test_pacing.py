@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from source_iterable_native.export.jobs import JobSlots, Priority
-from source_iterable_native.rate_limits import RateLimit, RollingWindowPacer, SAFETY_MARGIN
+from source_iterable_native.rate_limits import JITTER_MARGIN_S, RateLimit, RollingWindowPacer, SAFETY_MARGIN
 
 log = logging.getLogger("test")
 
@@ -22,17 +22,17 @@ def test_rolling_window_allows_a_burst_then_waits_exactly_for_the_window() -> No
     clock = Clock()
     pacer = RollingWindowPacer(RateLimit(5, timedelta(minutes=1)), clock)
     assert [pacer.delay for _ in range(5)] == [0, 0, 0, 0, 0]
-    assert pacer.delay == pytest.approx(60 * (1 + SAFETY_MARGIN))
+    assert pacer.delay == pytest.approx(60 * (1 + SAFETY_MARGIN) + JITTER_MARGIN_S)
     clock.now += 30
     # The 7th waits for the 2nd slot to leave the window, not a full minute from now.
-    assert pacer.delay == pytest.approx(60 * (1 + SAFETY_MARGIN) - 30)
+    assert pacer.delay == pytest.approx(60 * (1 + SAFETY_MARGIN) + JITTER_MARGIN_S - 30)
 
 
 def test_one_per_second_spaces_concurrent_reservations() -> None:
     clock = Clock()
     pacer = RollingWindowPacer(RateLimit(1, timedelta(seconds=1)), clock)
     delays = [pacer.delay for _ in range(4)]
-    step = 1 + SAFETY_MARGIN
+    step = 1 + SAFETY_MARGIN + JITTER_MARGIN_S
     assert delays == pytest.approx([0, step, 2 * step, 3 * step])
 
 
