@@ -1,0 +1,120 @@
+"""Fault switches: random rates (seeded) and explicit schedules ("the next N requests to prefix P")."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Fault(StrEnum):
+    RATE_LIMIT = "429"  # 429 RateLimitExceeded without Retry-After
+    RATE_LIMIT_RETRY_AFTER = "429_retry_after"
+    GENERIC_500 = "500_generic"  # 500 with Iterable's GenericError body
+    HTTP_500 = "500"  # bare 500
+    HTTP_502 = "502"  # gateway errors answer with HTML bodies
+    HTTP_503 = "503"
+    HTTP_504 = "504"
+    DROP = "drop"  # connection closed after part of the body
+    SLOW = "slow"  # delay before answering
+    EXPIRED_URL = "expired_url"  # export file URL answers 403 "Request has expired"
+
+
+HTTP_FAULTS: tuple[Fault, ...] = (
+    Fault.RATE_LIMIT,
+    Fault.RATE_LIMIT_RETRY_AFTER,
+    Fault.GENERIC_500,
+    Fault.HTTP_500,
+    Fault.HTTP_502,
+    Fault.HTTP_503,
+    Fault.HTTP_504,
+    Fault.DROP,
+)
+
+
+@dataclass
+class ScheduledFault:
+    fault: Fault
+    path_prefix: str = "/"
+    remaining: int = 1
+    method: str | None = None
+
+
+@dataclass
+class FaultConfig:
+    """Every fault is off by default. Rates are probabilities per request (or per job / per record)."""
+
+    # Per-request rates, applied to requests whose path starts with `rate_path_prefix`.
+    rate_path_prefix: str = "/"
+    rate_429: float = 0.0
+    retry_after_fraction: float = 0.5  # share of injected 429s that carry Retry-After
+    retry_after_s: float = 1.0
+    rate_5xx: float = 0.0  # spread over 500/502/503/504
+    rate_generic_500: float = 0.0
+    rate_drop: float = 0.0
+    rate_slow: float = 0.0
+    slow_delay_s: float = 2.0
+    rate_expired_url: float = 0.0  # on /_files requests only
+    # Export jobs.
+    job_fail_rate: float = 0.0
+    job_requeue_rate: float = 0.0
+    fail_next_jobs: int = 0
+    requeue_next_jobs: int = 0
+    # Export file content, per record.
+    malformed_line_rate: float = 0.0
+    missing_cursor_rate: float = 0.0
+    scheduled: list[ScheduledFault] = field(default_factory=list)
+
+    def schedule(
+        self, fault: Fault | str, path_prefix: str = "/", count: int = 1, method: str | None = None
+    ) -> ScheduledFault:
+        """The next `count` requests whose path starts with `path_prefix` get `fault`."""
+        entry = ScheduledFault(Fault(fault), path_prefix, count, method.upper() if method else None)
+        self.scheduled.append(entry)
+        return entry
+
+    def take_scheduled(self, method: str, path: str) -> Fault | None:
+        for entry in self.scheduled:
+            if entry.remaining <= 0 or not path.startswith(entry.path_prefix):
+                continue
+            if entry.method is not None and entry.method != method:
+                continue
+            if entry.fault is Fault.EXPIRED_URL and not path.startswith("/_files/"):
+                continue
+            entry.remaining -= 1
+            return entry.fault
+        self.scheduled[:] = [e for e in self.scheduled if e.remaining > 0]
+        return None
+
+    def roll_random(self, rng: random.Random, path: str) -> Fault | None:
+        if not path.startswith(self.rate_path_prefix):
+            return None
+        if path.startswith("/_files/") and rng.random() < self.rate_expired_url:
+            return Fault.EXPIRED_URL
+        if rng.random() < self.rate_429:
+            with_header = rng.random() < self.retry_after_fraction
+            return Fault.RATE_LIMIT_RETRY_AFTER if with_header else Fault.RATE_LIMIT
+        if rng.random() < self.rate_generic_500:
+            return Fault.GENERIC_500
+        if rng.random() < self.rate_5xx:
+            return rng.choice((Fault.HTTP_500, Fault.HTTP_502, Fault.HTTP_503, Fault.HTTP_504))
+        if rng.random() < self.rate_drop:
+            return Fault.DROP
+        if rng.random() < self.rate_slow:
+            return Fault.SLOW
+        return None
+
+    def pick(self, rng: random.Random, method: str, path: str) -> Fault | None:
+        return self.take_scheduled(method, path) or self.roll_random(rng, path)
+
+    def take_job_fault(self, rng: random.Random) -> tuple[bool, bool]:
+        """Decide (fail, requeue) for a newly created export job."""
+        fail = rng.random() < self.job_fail_rate
+        if self.fail_next_jobs > 0:
+            self.fail_next_jobs -= 1
+            fail = True
+        requeue = rng.random() < self.job_requeue_rate
+        if self.requeue_next_jobs > 0:
+            self.requeue_next_jobs -= 1
+            requeue = True
+        return fail, requeue

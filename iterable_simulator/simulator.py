@@ -1,0 +1,379 @@
+"""The Simulator: owns the dataset, the export jobs, limits and faults, and serves them over HTTP."""
+
+from __future__ import annotations
+
+import bisect
+import random
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import timefmt
+from .config import SimulatorConfig
+from .data import (
+    TEMPLATE_MEDIUMS,
+    TEMPLATE_TYPES,
+    Dataset,
+    Generator,
+    Member,
+    Stored,
+    canonical_data_type,
+    metric_value_strings,
+)
+from .exports import ExportJob, ExportManager, ExportSettings
+from .faults import FaultConfig
+from .limits import RateLimiter
+
+SNAPSHOT_KINDS = ("channels", "message_types", "lists", "metadata_tables", "templates", "campaigns")
+
+
+@dataclass
+class IssuedUrl:
+    job_id: int
+    name: str
+    issued_at: float
+    expires_at: float
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        cfg = self.config
+        self._rng = random.Random(f"{cfg.seed}:runtime")  # per-call shuffles and fault rolls
+        anchor = cfg.data.now if cfg.data.now is not None else cfg.clock()
+        self.data: Dataset = Generator(
+            cfg.data, cfg.project_type, cfg.seed, anchor, cfg.time_scale
+        ).generate()
+        self._sort_stores()
+        self.failing_list_id = self._list_id_at(cfg.data.failing_list_index)
+        self.breaking_list_id = self._list_id_at(cfg.data.breaking_list_index)
+        if self.breaking_list_id == self.failing_list_id:
+            self.breaking_list_id = None
+        self.breaking_list_broken = False
+        self.limiter = RateLimiter(cfg.time_scale)
+        self.exports = ExportManager(self._export_settings(), self._select_for_export,
+                                     random.Random(f"{cfg.seed}:exports"), self._record_fault)  # fmt: skip
+        self.request_log: list[dict[str, Any]] = []
+        self.injected_faults: list[dict[str, Any]] = []
+        self.rate_limited: dict[str, int] = {}
+        self.issued_urls: dict[str, IssuedUrl] = {}
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from .app import build_app
+
+        self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.base_url = f"http://{host}:{sock.getsockname()[1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- basic properties --------------------------------------------------------------------------
+    @property
+    def api_key(self) -> str:
+        return self.config.api_key
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self.config.faults
+
+    @faults.setter
+    def faults(self, value: FaultConfig) -> None:
+        self.config.faults = value
+
+    def now(self) -> float:
+        return self.config.clock()
+
+    @property
+    def jobs(self) -> dict[int, ExportJob]:
+        self.exports.tick(self.now())
+        return self.exports.jobs
+
+    @property
+    def cancelled_jobs(self) -> list[int]:
+        return self.exports.cancelled_jobs
+
+    @property
+    def max_concurrent_running_jobs_seen(self) -> int:
+        self.exports.tick(self.now())
+        return self.exports.max_concurrent_running_seen
+
+    def peak_request_rate(self) -> dict[str, int]:
+        """Per bucket: the most requests (accepted or rejected) seen within one window of its limit."""
+        return self.limiter.peak_attempts()
+
+    # -- ground truth ------------------------------------------------------------------------------
+    def records(self, kind: str) -> list[Any]:
+        """Raw records as Iterable returns them (all of them, visible or not). Do not mutate."""
+        ds = self.data
+        match kind:
+            case "channels" | "message_types" | "lists" | "metadata_tables" | "journeys" | "snippets":
+                return list(getattr(ds, kind))
+            case "templates":
+                return [
+                    {**t, "templateType": ttype, "messageMedium": medium}
+                    for (ttype, medium), items in ds.templates.items()
+                    for t in items
+                ]
+            case "campaigns":
+                return list(ds.campaigns.values())
+            case "users":
+                return [s.data for s in ds.users]
+            case "list_users":
+                return self.list_users()
+        return [s.data for s in self._event_store(kind)]
+
+    def visible_records(self, kind: str, at: float | None = None) -> list[Any]:
+        at = self.now() if at is None else at
+        if kind == "users":
+            return [s.data for s in self.data.users if s.visible_at <= at]
+        if kind.startswith("events:"):
+            return [s.data for s in self._event_store(kind) if s.visible_at <= at]
+        return self.records(kind)
+
+    def export_ground_truth(
+        self, data_type: str, start: float | None, end: float | None, at: float | None = None
+    ) -> list[dict[str, Any]]:
+        """What an export of [start, end) whose processing starts at `at` (default now) contains."""
+        return [
+            s.data for s in self._window(self._store(data_type), start, end, self.now() if at is None else at)
+        ]
+
+    def templates_by_combo(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        return {combo: list(items) for combo, items in self.data.templates.items()}
+
+    def list_users(self, prefer_user_id: bool = False) -> list[tuple[int, str]]:
+        return [
+            (list_id, self.data.member_line(m, prefer_user_id))
+            for list_id, members in self.data.members.items()
+            for m in members
+        ]
+
+    def campaign_metrics_rows(
+        self, start: float | None = None, end: float | None = None
+    ) -> dict[int, dict[str, str]]:
+        """Lifetime metrics (or those of [start, end)) for every launched campaign, as the CSV cells."""
+        return {
+            cid: metric_value_strings(activity, start if start is not None else 0.0, end)
+            for cid, activity in self.data.activity.items()
+        }
+
+    # -- mutations ---------------------------------------------------------------------------------
+    def add_event(self, data_type: str, record: dict[str, Any], visible_after_s: float = 0) -> dict[str, Any]:
+        """Add an event; its cursor is its `createdAt` (set to now if absent)."""
+        name = self._canonical(data_type)
+        now = self._settle()
+        record = dict(record)
+        record.setdefault("createdAt", timefmt.iterable_str(now))
+        self._insert(self.data.events[name], record, timefmt.parse(record["createdAt"]), now, visible_after_s)
+        return record
+
+    def add_user(self, record: dict[str, Any], visible_after_s: float = 0) -> dict[str, Any]:
+        """Add a user; exports select users by `profileUpdatedAt` (set to now if absent)."""
+        now = self._settle()
+        record = dict(record)
+        record.setdefault("profileUpdatedAt", timefmt.iterable_str(now))
+        self._insert(self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s)
+        return record
+
+    def update_user(
+        self, identifier: str, fields: dict[str, Any] | None = None, *, touch: bool = True,
+        visible_after_s: float = 0,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Change a user found by email, userId or itblUserId; `touch` moves profileUpdatedAt to now."""
+        now = self._settle()
+        index = self._user_index(identifier)
+        old = self.data.users.pop(index)
+        record = {**old.data, **(fields or {})}
+        if touch:
+            record["profileUpdatedAt"] = timefmt.iterable_str(now)
+        self._insert(self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s)
+        return record
+
+    def remove(self, kind: str, id: Any) -> None:
+        ds = self.data
+        self._settle()
+        match kind:
+            case "channels" | "message_types" | "lists":
+                items = getattr(ds, kind)
+                items[:] = [r for r in items if r["id"] != id]
+                if kind == "lists":
+                    ds.members.pop(id, None)
+            case "metadata_tables":
+                ds.metadata_tables[:] = [r for r in ds.metadata_tables if r["name"] != id]
+            case "templates":
+                for items in ds.templates.values():
+                    items[:] = [t for t in items if t["templateId"] != id]
+            case "campaigns":
+                ds.campaigns.pop(id, None)
+                ds.activity.pop(id, None)
+            case _:
+                raise ValueError(f"cannot remove from {kind!r}")
+
+    def update_campaign(self, campaign_id: int, **fields: Any) -> dict[str, Any]:
+        """Set campaign fields; `updatedAt` moves only if the caller passes it. None deletes a field."""
+        campaign = self.data.campaigns[campaign_id]
+        for key, value in fields.items():
+            if value is None:
+                campaign.pop(key, None)
+            else:
+                campaign[key] = value
+        return campaign
+
+    def set_campaign_metrics(self, campaign_id: int, totals: dict[str, float]) -> None:
+        """Override lifetime metric totals (e.g. late opens keep a finished campaign's metrics moving)."""
+        self.data.activity[campaign_id].totals.update(totals)
+
+    def set_list_members(self, list_id: int, identifiers: list[str]) -> None:
+        self.data.members[list_id] = [self._member_for(ident) for ident in identifiers]
+
+    def create_foreign_job(
+        self, data_type: str, start: float | None, end: float | None, *, duration_s: float | None = None,
+        same_project: bool = True,
+    ) -> int:  # fmt: skip
+        """An export job started by another tool of the organisation; it occupies a processing slot."""
+        job = self.exports.create(
+            self.now(), data_type=self._canonical(data_type), start=start, end=end, created_by_connector=False,
+            project_visible=same_project,
+            fixed_duration=self.config.scaled(duration_s) if duration_s is not None else None,
+        )  # fmt: skip
+        return job.id
+
+    # -- internals used by the app -----------------------------------------------------------------
+    def record_request(self, entry: dict[str, Any]) -> None:
+        self.request_log.append(entry)
+        if entry.get("status") == 429:
+            self.rate_limited[entry["bucket"]] = self.rate_limited.get(entry["bucket"], 0) + 1
+
+    def _record_fault(self, kind: str, details: dict[str, Any]) -> None:
+        self.injected_faults.append({"t": self.now(), "fault": kind, **details})
+
+    def issue_file_url(self, job_id: int, name: str, now: float) -> str:
+        token = secrets.token_hex(32)
+        expiry = self.config.scaled(self.config.file_url_expiry_s)
+        self.issued_urls[token] = IssuedUrl(job_id, name, now, now + expiry)
+        amz_date = timefmt.to_dt(now).strftime("%Y%m%dT%H%M%SZ")
+        return (
+            f"{self.base_url}/_files/{job_id}/{name}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            f"&X-Amz-Credential=AKIASIMULATOR%2F{amz_date[:8]}%2Fus-east-1%2Fs3%2Faws4_request"
+            f"&X-Amz-Date={amz_date}&X-Amz-Expires={int(round(expiry))}&X-Amz-SignedHeaders=host"
+            f"&X-Amz-Signature={token}"
+        )
+
+    def _settle(self) -> float:
+        """Bring export jobs up to date before data changes, so snapshots see the right state."""
+        now = self.now()
+        self.exports.tick(now)
+        return now
+
+    def _export_settings(self) -> ExportSettings:
+        cfg = self.config
+        return ExportSettings(
+            max_concurrent=cfg.export_max_concurrent_jobs,
+            latency_base=cfg.scaled(cfg.export_job_latency_base_s),
+            latency_per_1k=cfg.scaled(cfg.export_job_latency_per_1k_records_s),
+            records_per_file=cfg.export_records_per_file,
+            truncate_above=lambda: self.config.export_truncate_above_records,
+            requeue_pause=cfg.scaled(cfg.export_requeue_pause_s),
+            malformed_line_rate=lambda: self.faults.malformed_line_rate,
+            missing_cursor_rate=lambda: self.faults.missing_cursor_rate,
+        )
+
+    def _select_for_export(self, job: ExportJob, at: float) -> list[tuple[dict[str, Any], bytes | None]]:
+        """(record, its JSON line if unchanged) for every record the job exports."""
+        out: list[tuple[dict[str, Any], bytes | None]] = []
+        for stored in self._window(self._store(job.data_type), job.start, job.end, at):
+            record = stored.data
+            if job.campaign_id is not None and record.get("campaignId") != job.campaign_id:
+                continue
+            if not job.only_fields and not job.omit_fields:
+                out.append((record, stored.encoded()))
+                continue
+            if job.only_fields:
+                record = {k: v for k, v in record.items() if k in job.only_fields}
+            if job.omit_fields:
+                record = {k: v for k, v in record.items() if k not in job.omit_fields}
+            out.append((record, None))
+        return out
+
+    @staticmethod
+    def _window(store: list[Stored], start: float | None, end: float | None, at: float) -> list[Stored]:
+        lo = 0 if start is None else bisect.bisect_left(store, start, key=lambda s: s.cursor)
+        hi = len(store) if end is None else bisect.bisect_left(store, end, key=lambda s: s.cursor)
+        return [s for s in store[lo:hi] if s.visible_at <= at]
+
+    def _store(self, data_type: str) -> list[Stored]:
+        name = self._canonical(data_type)
+        return self.data.users if name == "user" else self.data.events[name]
+
+    def _event_store(self, kind: str) -> list[Stored]:
+        if not kind.startswith("events:"):
+            raise ValueError(f"unknown record kind {kind!r}")
+        return self.data.events[self._canonical(kind.removeprefix("events:"))]
+
+    @staticmethod
+    def _canonical(data_type: str) -> str:
+        name = canonical_data_type(data_type)
+        if name is None:
+            raise ValueError(f"unknown data type {data_type!r}")
+        return name
+
+    def _insert(
+        self, store: list[Stored], record: dict[str, Any], cursor: float, now: float, visible_after_s: float
+    ) -> None:
+        visible_at = now + self.config.scaled(visible_after_s)
+        bisect.insort(store, Stored(record, cursor, visible_at), key=lambda s: s.cursor)
+
+    def _sort_stores(self) -> None:
+        self.data.users.sort(key=lambda s: s.cursor)
+        for store in self.data.events.values():
+            store.sort(key=lambda s: s.cursor)
+
+    def _user_index(self, identifier: str) -> int:
+        for i, stored in enumerate(self.data.users):
+            if identifier in (
+                stored.data.get("email"),
+                stored.data.get("userId"),
+                stored.data.get("itblUserId"),
+            ):
+                return i
+        raise KeyError(f"no user {identifier!r}")
+
+    def _member_for(self, identifier: str) -> Member:
+        ptype = self.config.project_type
+        if ptype == "Email-based":
+            return Member(identifier, None)
+        if ptype == "UserID-based":
+            return Member(None, identifier)
+        for stored in self.data.users:
+            if identifier in (stored.data.get("email"), stored.data.get("userId")):
+                return Member(stored.data.get("email"), stored.data.get("userId"))
+        return Member(identifier, None) if "@" in identifier else Member(None, identifier)
+
+    def _list_id_at(self, index: int | None) -> int | None:
+        if index is None or not self.data.lists:
+            return None
+        try:
+            return self.data.lists[index]["id"]
+        except IndexError:
+            return None
+
+
+__all__ = ["Simulator", "SNAPSHOT_KINDS", "TEMPLATE_MEDIUMS", "TEMPLATE_TYPES"]
