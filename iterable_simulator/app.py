@@ -94,17 +94,16 @@ async def _dispatch(
     request: web.Request, handler: Handler, bucket: str, entry: dict[str, Any]
 ) -> web.StreamResponse:
     sim = request.app[SIM]
-    fault = sim.faults.pick(sim._rng, request.method, request.path)
+    fault = sim.faults.pick(sim.rng, request.method, request.path)
     if fault is not None:
         entry["fault"] = fault.value
-        sim._record_fault(fault.value, {"method": request.method, "path": request.path})
+        sim.record_fault(fault.value, {"method": request.method, "path": request.path})
     if fault is Fault.SLOW:
         await asyncio.sleep(sim.config.scaled(sim.faults.slow_delay_s))
     elif fault is not None and fault is not Fault.DROP:
-        if fault is not Fault.EXPIRED_URL or request.path.startswith("/_files/"):
-            replaced = r.for_fault(fault, sim.config.scaled(sim.faults.retry_after_s))
-            if replaced is not None:
-                return replaced
+        replaced = r.for_fault(fault, sim.config.scaled(sim.faults.retry_after_s))
+        if replaced is not None:
+            return replaced
     if _uri_too_long(request):
         return r.gateway_html(414)
     if request.path.startswith("/api/") and not _authorised(request):
@@ -426,10 +425,10 @@ def _list_id(request: web.Request) -> int:
 
 def _member_lines(sim: Simulator, list_id: int, prefer_user_id: bool) -> list[str]:
     lines = [sim.data.member_line(m, prefer_user_id) for m in sim.data.members[list_id]]
-    sim._rng.shuffle(lines)  # order differs between calls
+    sim.rng.shuffle(lines)  # order differs between calls
     out: list[str] = []
     for line in lines:
-        if sim._rng.random() < EMPTY_LINE_RATE:
+        if sim.rng.random() < EMPTY_LINE_RATE:
             out.append("")
         out.append(line)
     return out
@@ -446,7 +445,7 @@ async def _list_users(request: web.Request) -> web.StreamResponse:
     response = web.Response(body=body, content_type="text/plain", charset="utf-8")
     if list_id == sim.breaking_list_id and not sim.breaking_list_broken and body:
         sim.breaking_list_broken = True
-        sim._record_fault("list_stream_break", {"list_id": list_id})
+        sim.record_fault("list_stream_break", {"list_id": list_id})
         request[LOG_ENTRY]["fault"] = "list_stream_break"
         return await send_partial(request, response, fraction=0.4)
     return response
@@ -521,7 +520,7 @@ def _create_job(sim: Simulator, body: dict[str, Any]) -> ExportJob:
     campaign_id = body.get("campaignId")
     if campaign_id is not None and not isinstance(campaign_id, int):
         raise BadRequest("campaignId must be an integer")
-    fail, requeue = sim.faults.take_job_fault(sim._rng)
+    fail, requeue = sim.faults.take_job_fault(sim.rng)
     return sim.exports.create(
         sim.now(), data_type=data_type, start=start, end=end, created_by_connector=True, campaign_id=campaign_id,
         only_fields=_fields(body, "onlyFields"), omit_fields=_fields(body, "omitFields"),

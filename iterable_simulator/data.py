@@ -520,7 +520,9 @@ class Generator:
     def _campaign_for(self, medium: str) -> tuple[int, int]:
         if medium not in self._launched_by_medium:
             launched = [c for c in self.ds.campaigns.values() if c["id"] in self.ds.activity]
-            self._launched_by_medium[medium] = [c for c in launched if c["messageMedium"] == medium] or launched
+            self._launched_by_medium[medium] = [
+                c for c in launched if c["messageMedium"] == medium
+            ] or launched
         matching = self._launched_by_medium[medium]
         if not matching:
             return 0, 0

@@ -207,7 +207,10 @@ class ExportManager:
         job.duration = (
             job.fixed_duration if job.fixed_duration is not None else self.settings.latency_base + per_1k
         )
-        lines = [self._encode(job, record, line) for record, line in selected]
+        if self.settings.malformed_line_rate() or self.settings.missing_cursor_rate():
+            lines = [self._encode(job, record, line) for record, line in selected]
+        else:
+            lines = [line if line is not None else orjson.dumps(record) for record, line in selected]
         size = self.settings.records_per_file
         job.files = [
             ExportFile(FILE_NAME_FORMAT.format(job_id=job.id, index=i // size + 1), lines[i : i + size])

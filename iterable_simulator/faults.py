@@ -74,16 +74,14 @@ class FaultConfig:
         return entry
 
     def take_scheduled(self, method: str, path: str) -> Fault | None:
+        self.scheduled[:] = [e for e in self.scheduled if e.remaining > 0]
         for entry in self.scheduled:
-            if entry.remaining <= 0 or not path.startswith(entry.path_prefix):
-                continue
-            if entry.method is not None and entry.method != method:
+            if not path.startswith(entry.path_prefix) or entry.method not in (None, method):
                 continue
             if entry.fault is Fault.EXPIRED_URL and not path.startswith("/_files/"):
                 continue
             entry.remaining -= 1
             return entry.fault
-        self.scheduled[:] = [e for e in self.scheduled if e.remaining > 0]
         return None
 
     def roll_random(self, rng: random.Random, path: str) -> Fault | None:

@@ -41,7 +41,7 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         cfg = self.config
-        self._rng = random.Random(f"{cfg.seed}:runtime")  # per-call shuffles and fault rolls
+        self.rng = random.Random(f"{cfg.seed}:runtime")  # per-call shuffles and fault rolls
         anchor = cfg.data.now if cfg.data.now is not None else cfg.clock()
         self.data: Dataset = Generator(
             cfg.data, cfg.project_type, cfg.seed, anchor, cfg.time_scale
@@ -54,7 +54,7 @@ class Simulator:
         self.breaking_list_broken = False
         self.limiter = RateLimiter(cfg.time_scale)
         self.exports = ExportManager(self._export_settings(), self._select_for_export,
-                                     random.Random(f"{cfg.seed}:exports"), self._record_fault)  # fmt: skip
+                                     random.Random(f"{cfg.seed}:exports"), self.record_fault)  # fmt: skip
         self.request_log: list[dict[str, Any]] = []
         self.injected_faults: list[dict[str, Any]] = []
         self.rate_limited: dict[str, int] = {}
@@ -262,7 +262,7 @@ class Simulator:
         if entry.get("status") == 429:
             self.rate_limited[entry["bucket"]] = self.rate_limited.get(entry["bucket"], 0) + 1
 
-    def _record_fault(self, kind: str, details: dict[str, Any]) -> None:
+    def record_fault(self, kind: str, details: dict[str, Any]) -> None:
         self.injected_faults.append({"t": self.now(), "fault": kind, **details})
 
     def issue_file_url(self, job_id: int, name: str, now: float) -> str:

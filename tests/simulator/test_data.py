@@ -31,7 +31,13 @@ def test_export_timestamps_vary_like_iterable_and_stay_in_history():
     sim = _sim(data=DataSpec(now=NOW, events={"emailSend": 3000}))
     created = [r["createdAt"] for r in sim.records("events:emailSend")]
     kinds = Counter(
-        "usual" if USUAL.match(s) else "no_colon" if NO_COLON.match(s) else "double" if DOUBLE_FRACTION.match(s) else "?"
+        "usual"
+        if USUAL.match(s)
+        else "no_colon"
+        if NO_COLON.match(s)
+        else "double"
+        if DOUBLE_FRACTION.match(s)
+        else "?"
         for s in created
     )
     assert kinds["?"] == 0 and kinds["no_colon"] > 0 and kinds["double"] > 0
