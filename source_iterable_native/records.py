@@ -42,20 +42,17 @@ def repair_datetimes(value: Any) -> Any:
     if isinstance(value, str):
         return repair_datetime(value) if _looks_like_datetime(value) else value
     if isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(v, str):
-                if _looks_like_datetime(v):
-                    value[k] = repair_datetime(v)
-            elif isinstance(v, (dict, list)):
-                repair_datetimes(v)
+        entries: Any = value.items()
+    elif isinstance(value, list):
+        entries = enumerate(value)
+    else:
         return value
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            if isinstance(v, str):
-                if _looks_like_datetime(v):
-                    value[i] = repair_datetime(v)
-            elif isinstance(v, (dict, list)):
-                repair_datetimes(v)
+    for k, v in entries:
+        if isinstance(v, str):
+            if _looks_like_datetime(v):
+                value[k] = repair_datetime(v)
+        elif isinstance(v, (dict, list)):
+            repair_datetimes(v)
     return value
 
 
