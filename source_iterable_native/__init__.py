@@ -3,8 +3,10 @@
 import asyncio
 import signal
 from logging import Logger
-from typing import Awaitable, Callable
+from typing import Any, AsyncGenerator, Awaitable, Callable
 
+import pydantic
+from estuary_cdk import stdin_jsonl
 from estuary_cdk.capture import (
     BaseCaptureConnector,
     Request,
@@ -13,9 +15,10 @@ from estuary_cdk.capture import (
     request,
     response,
 )
-from estuary_cdk.flow import ConnectorSpec
+from estuary_cdk.flow import ConnectorSpec, ValidationError
 from estuary_cdk.http import TokenSource
 
+from .errors import request_errors
 from .models import ConnectorState, EndpointConfig, ResourceConfig
 from .rate_limits import IterableHTTP
 from .resources import all_resources, validate_credentials
@@ -23,11 +26,43 @@ from .resources import all_resources, validate_credentials
 DOCUMENTATION_URL = "https://go.estuary.dev/source-iterable-native"
 
 
+ConnectorRequest = Request[EndpointConfig, ResourceConfig, ConnectorState]
+
+
+async def _requests(cls: type[ConnectorRequest]) -> AsyncGenerator[ConnectorRequest, None]:
+    """The CDK's stdin reader, with invalid requests reported as actionable messages."""
+    try:
+        async for request in stdin_jsonl(cls):
+            yield request
+    except pydantic.ValidationError as err:
+        raise ValidationError(request_errors(err)) from None
+
+
+def _resolve_bindings(bindings: Any, resources: list[common.Resource]) -> Any:
+    """The CDK's binding resolution; an unknown binding's error also lists the ones that exist."""
+    try:
+        return common.resolve_bindings(bindings, resources)
+    except ValidationError as err:
+        names = ", ".join(resource.name for resource in resources)
+        raise ValidationError([f"{error} This connector's bindings are: {names}." for error in err.errors]) from None
+
+
 class Connector(
     BaseCaptureConnector[EndpointConfig, ResourceConfig, ConnectorState],
 ):
-    def request_class(self) -> type[Request[EndpointConfig, ResourceConfig, ConnectorState]]:
-        return Request[EndpointConfig, ResourceConfig, ConnectorState]
+    def __init__(self) -> None:
+        super().__init__()
+        self.stop_requested = asyncio.Event()
+
+    async def serve(self, log: Any = None, requests: Any = _requests) -> None:
+        # SIGTERM asks for the CDK's graceful stop: streams finish their current step, then exit 0.
+        # It is blocked until now (see __main__), so a request that came during start-up is kept.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.stop_requested.set)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        await super().serve(log, requests)
+
+    def request_class(self) -> type[ConnectorRequest]:
+        return ConnectorRequest
 
     async def spec(self, log: Logger, _: request.Spec) -> ConnectorSpec:
         return ConnectorSpec(
@@ -49,20 +84,26 @@ class Connector(
         http = self._http(validate.config)
         await validate_credentials(log, http, validate.config)
         resources = all_resources(log, http, validate.config)
-        resolved = common.resolve_bindings(validate.bindings, resources)
+        resolved = _resolve_bindings(validate.bindings, resources)
         return common.validated(resolved)
 
     async def open(
         self, log: Logger, open: request.Open[EndpointConfig, ResourceConfig, ConnectorState]
     ) -> tuple[response.Opened, Callable[[Task], Awaitable[None]]]:
         resources = all_resources(log, self._http(open.capture.config), open.capture.config)
-        resolved = common.resolve_bindings(open.capture.bindings, resources)
+        resolved = _resolve_bindings(open.capture.bindings, resources)
         opened, capture = common.open(open, resolved)
 
         async def capture_until_stopped(task: Task) -> None:
-            # SIGTERM asks for the CDK's graceful stop: streams finish their current step, then exit 0.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.stopping.event.set)
-            await capture(task)
+            async def stop_when_requested() -> None:
+                await self.stop_requested.wait()
+                task.stopping.event.set()
+
+            watcher = asyncio.create_task(stop_when_requested())
+            try:
+                await capture(task)
+            finally:
+                watcher.cancel()
 
         return opened, capture_until_stopped
 

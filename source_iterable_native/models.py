@@ -13,7 +13,7 @@ from estuary_cdk.capture.common import (
     ResourceState,
 )
 from estuary_cdk.flow import AccessToken
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
 
 BASE_URL_ENV = "ITERABLE_API_BASE_URL"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -209,6 +209,15 @@ class EndpointConfig(BaseModel):
         description="Settings most captures can leave as they are.",
         json_schema_extra={"advanced": True, "order": 3},
     )
+
+    @model_validator(mode="after")
+    def _project_exists_in_data_center(self) -> "EndpointConfig":
+        if self.advanced.data_center is DataCenter.EU and self.project_type is ProjectType.EMAIL_BASED:
+            raise ValueError(
+                "Iterable's EU data center has no Email-based projects: choose your project's type "
+                "(Iterable: Settings > Project Settings) or the US data center (Advanced > Data Center)"
+            )
+        return self
 
     def start(self, now: datetime) -> datetime:
         return self.start_date or now - timedelta(days=30)

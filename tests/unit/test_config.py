@@ -85,7 +85,7 @@ def test_api_origin(monkeypatch: pytest.MonkeyPatch, override: str | None, origi
 
 def test_eu_data_center(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ITERABLE_API_BASE_URL", raising=False)
-    c = EndpointConfig.model_validate(config(advanced={"data_center": "EU"}))
+    c = EndpointConfig.model_validate(config(project_type="Hybrid", advanced={"data_center": "EU"}))
     assert c.api_origin() == "https://api.eu.iterable.com"
 
 
