@@ -8,7 +8,8 @@ from typing import Any, TextIO
 import yaml
 
 from .bindings import discovered_bindings
-from .preview import PreviewError, load_config, secret_values
+from .leaks import secret_values
+from .preview import PreviewError, load_config
 from .protocol import ConnectorDriver, ConnectorError, ProtocolError
 
 DEFAULT_CAPTURE = "acmeCo/source-iterable-native"

@@ -6,6 +6,9 @@ from typing import Any
 
 import orjson
 
+SECRET_KEYS = frozenset(
+    {"access_token", "api_key", "apikey", "client_secret", "password", "refresh_token", "token"}
+)
 _CONTEXT = 40
 _REDACTED = b"<redacted>"
 
@@ -58,3 +61,18 @@ class SecretScanner:
         position = redacted.find(_REDACTED)
         window = redacted[max(0, position - _CONTEXT) : position + len(_REDACTED) + _CONTEXT]
         return window.decode(errors="replace")
+
+
+def secret_values(config: Any) -> list[str]:
+    """String leaves under secret-looking keys, so a preview proves they never leak."""
+    found: list[str] = []
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if isinstance(value, str) and key.lower() in SECRET_KEYS and value:
+                found.append(value)
+            else:
+                found.extend(secret_values(value))
+    elif isinstance(config, list):
+        for item in config:
+            found.extend(secret_values(item))
+    return found

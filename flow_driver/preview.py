@@ -14,15 +14,12 @@ import orjson
 import yaml
 
 from .bindings import bindings_from_discovered
-from .leaks import SecretLeakError
+from .leaks import SecretLeakError, secret_values
 from .protocol import CaptureProgress, CaptureResult, ConnectorDriver, ConnectorError, Document, ProtocolError
 from .validation import DocumentError
 
 UUID_PLACEHOLDER = "DocUUIDPlaceholder-329Bb50aa48EAa9ef"
 DEFAULT_TIME_SCALE = 0.02
-SECRET_KEYS = frozenset(
-    {"access_token", "api_key", "apikey", "client_secret", "password", "refresh_token", "token"}
-)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -62,21 +59,6 @@ def load_config(path: Path) -> dict[str, Any]:
     if "sops" in config:
         raise PreviewError(f"{path} is sops-encrypted; decrypt it first")
     return config
-
-
-def secret_values(config: Any) -> list[str]:
-    """String leaves under secret-looking keys, so a preview proves they never leak."""
-    found: list[str] = []
-    if isinstance(config, dict):
-        for key, value in config.items():
-            if isinstance(value, str) and key.lower() in SECRET_KEYS and value:
-                found.append(value)
-            else:
-                found.extend(secret_values(value))
-    elif isinstance(config, list):
-        for item in config:
-            found.extend(secret_values(item))
-    return found
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from .bindings import validate_binding
-from .leaks import SecretScanner
+from .leaks import SecretScanner, secret_values
 from .state import fold_checkpoint
 from .validation import BindingValidator
 
@@ -175,7 +175,8 @@ class ConnectorDriver:
         self.env = dict(env or {})
         self.command = list(command) if command is not None else list(DEFAULT_COMMAND)
         self.cwd = cwd if cwd is not None else (str(PROJECT_ROOT) if command is None else None)
-        self.secrets = list(secrets)
+        # The config's own secrets are always scanned for, whatever the caller passes.
+        self.secrets = list(dict.fromkeys([*secrets, *secret_values(config)]))
         self.capture_name = capture_name
         self.collection_prefix = collection_prefix
         self.stop_timeout = stop_timeout

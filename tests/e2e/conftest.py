@@ -30,6 +30,18 @@ async def simulator_factory() -> AsyncIterator[Callable[..., Any]]:
     yield start
     for sim in started:
         await sim.stop()
+    for sim in started:
+        assert_key_kept_safe(sim)
+
+
+def assert_key_kept_safe(sim: Simulator) -> None:
+    """File URLs are fetched without the API key, and the key never travels in a URL.
+
+    (Every connector run of a test is also scanned for the key by the driver itself.)"""
+    for entry in sim.request_log:
+        where = f"{entry['method']} {entry['path']}"
+        assert not (entry["path"].startswith("/_files/") and entry["api_key_present"]), f"{where} sent the Api-Key"
+        assert sim.api_key not in str(entry["query"]), f"{where} carried the API key in its query"
 
 
 def endpoint_config(sim: Simulator, **overrides: Any) -> dict[str, Any]:
