@@ -98,9 +98,7 @@ async def _dispatch(
     if fault is not None:
         entry["fault"] = fault.value
         sim.record_fault(fault.value, {"method": request.method, "path": request.path})
-    if fault is Fault.SLOW:
-        await asyncio.sleep(sim.config.scaled(sim.faults.slow_delay_s))
-    elif fault is not None and fault is not Fault.DROP:
+    if fault is not None and fault not in (Fault.DROP, Fault.SLOW):
         replaced = r.for_fault(fault, sim.config.scaled(sim.faults.retry_after_s))
         if replaced is not None:
             return replaced
@@ -110,6 +108,9 @@ async def _dispatch(
         return r.bad_api_key()
     if not sim.limiter.try_acquire(bucket, sim.now(), sim.config.enforce_rate_limits):
         return r.rate_limited()
+    if fault is Fault.SLOW:
+        # Slow to answer, not slow to arrive: the request already counted against its limit.
+        await asyncio.sleep(sim.config.scaled(sim.faults.slow_delay_s))
     response = await handler(request)
     if fault is Fault.DROP and isinstance(response, web.Response):
         return await send_partial(request, response)

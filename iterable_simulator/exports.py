@@ -16,6 +16,7 @@ import orjson
 FILE_NAME_FORMAT = "file-{job_id}-{index:04d}.json"
 _FAIL_AT_FRACTION = 0.5
 _REQUEUE_AT_FRACTION = 0.3
+USER_KEYS = ("email", "itblUserId")
 
 
 class JobState(StrEnum):
@@ -104,6 +105,7 @@ class ExportSettings:
     requeue_pause: float  # already scaled
     malformed_line_rate: Callable[[], float]
     missing_cursor_rate: Callable[[], float]
+    missing_key_rate: Callable[[], float]
 
 
 class ExportManager:
@@ -207,7 +209,8 @@ class ExportManager:
         job.duration = (
             job.fixed_duration if job.fixed_duration is not None else self.settings.latency_base + per_1k
         )
-        if self.settings.malformed_line_rate() or self.settings.missing_cursor_rate():
+        rates = (self.settings.malformed_line_rate, self.settings.missing_cursor_rate, self.settings.missing_key_rate)
+        if any(rate() for rate in rates):
             lines = [self._encode(job, record, line) for record, line in selected]
         else:
             lines = [line if line is not None else orjson.dumps(record) for record, line in selected]
@@ -225,6 +228,9 @@ class ExportManager:
             cursor_field = "profileUpdatedAt" if job.data_type == "user" else "createdAt"
             self._on_fault("missing_cursor", {"job_id": job.id, "field": cursor_field})
             return orjson.dumps({k: v for k, v in record.items() if k != cursor_field})
+        if job.data_type == "user" and self._rng.random() < self.settings.missing_key_rate():
+            self._on_fault("missing_key", {"job_id": job.id})
+            return orjson.dumps({k: v for k, v in record.items() if k not in USER_KEYS})
         return line if line is not None else orjson.dumps(record)
 
     def _stop_running(self, job: ExportJob, at: float) -> None:

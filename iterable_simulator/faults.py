@@ -63,6 +63,7 @@ class FaultConfig:
     # Export file content, per record.
     malformed_line_rate: float = 0.0
     missing_cursor_rate: float = 0.0
+    missing_key_rate: float = 0.0  # users only: a record with neither email nor itblUserId
     scheduled: list[ScheduledFault] = field(default_factory=list)
 
     def schedule(

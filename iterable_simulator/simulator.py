@@ -294,6 +294,7 @@ class Simulator:
             requeue_pause=cfg.scaled(cfg.export_requeue_pause_s),
             malformed_line_rate=lambda: self.faults.malformed_line_rate,
             missing_cursor_rate=lambda: self.faults.missing_cursor_rate,
+            missing_key_rate=lambda: self.faults.missing_key_rate,
         )
 
     def _select_for_export(self, job: ExportJob, at: float) -> list[tuple[dict[str, Any], bytes | None]]:

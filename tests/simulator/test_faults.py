@@ -132,3 +132,25 @@ async def test_malformed_lines_and_missing_cursor(make_client):
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     assert lines and all("createdAt" not in orjson.loads(line) for line in lines)
+
+
+@pytest.mark.asyncio
+async def test_users_missing_their_key(make_client):
+    clock = FakeClock()
+    c = await make_client(clock=clock, data=_spec(users=10), faults=FaultConfig(missing_key_rate=1.0))
+    job_id = await ex.start(c, "user", None, NOW)
+    await ex.wait_completed(c, clock, job_id)
+    _, lines = await ex.read_all(c, job_id)
+    users = [orjson.loads(line) for line in lines]
+    assert len(users) == 10 and not any("email" in u or "itblUserId" in u for u in users)
+    assert all("profileUpdatedAt" in u for u in users)
+
+
+@pytest.mark.asyncio
+async def test_slow_response_counts_against_the_limit_when_it_arrives(make_client):
+    # Export requests are limited to 1 per second (50 ms here); a slow one answers after 100 ms.
+    c = await make_client(time_scale=0.05, enforce_rate_limits=True, faults=FaultConfig(slow_delay_s=2.0))
+    c.sim.faults.schedule(Fault.SLOW, "/api/export/")
+    assert (await c.get("/api/export/1/files"))[0] == 404
+    assert (await c.get("/api/export/2/files"))[0] == 404  # sent 100 ms after the first arrived
+    assert c.sim.rate_limited == {}
