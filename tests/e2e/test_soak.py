@@ -1,0 +1,65 @@
+"""Every fault on at a modest rate, for a bounded time: nothing lost, and what it cost."""
+
+import random
+import time
+from typing import Any
+
+import pytest
+
+from iterable_simulator import FaultConfig, Simulator, timefmt
+
+from . import reliability as rel
+from .conftest import driver, endpoint_config, small_data
+
+SEED = 7
+EVENTS = {"emailSend": 60, "emailOpen": 30, "customEvent": 15, "purchase": 5}
+EVENT_TYPES = [*EVENTS, "smsSend"]
+
+SOAK_FAULTS = dict(
+    rate_429=0.03, retry_after_fraction=0.5, rate_5xx=0.03, rate_generic_500=0.02, rate_drop=0.02,
+    rate_slow=0.03, slow_delay_s=5.0, rate_expired_url=0.05, job_fail_rate=0.05, job_requeue_rate=0.1,
+)  # fmt: skip
+
+
+def soak_config(sim: Simulator, start: str) -> dict[str, Any]:
+    return endpoint_config(
+        sim,
+        start_date=start,
+        advanced={"event_types": EVENT_TYPES, "late_data_lag": "PT3S", "window_size": "P4D"},
+    )
+
+
+def add_live_data(sim: Simulator, rng: random.Random) -> None:
+    """Records arriving while the capture runs, a third of them visible only 3 s after they occurred."""
+    for i in range(12):
+        record = {"email": f"live{i}@example.com", "campaignId": i, "createdAt": timefmt.iterable_str(time.time())}
+        sim.add_event(rng.choice(EVENT_TYPES), record, visible_after_s=300 if i % 3 == 0 else 0)
+    sim.add_user({"email": "live-user@example.com", "userId": "live-user", "itblUserId": "itbl-live-user"})
+
+
+@pytest.mark.asyncio
+async def test_soak_under_every_fault(simulator_factory) -> None:
+    sim = await simulator_factory(
+        seed=SEED, data=small_data(events=EVENTS, users=80),
+        export_truncate_above_records=40, export_records_per_file=10, faults=FaultConfig(**SOAK_FAULTS),
+    )  # fmt: skip
+    start = rel.start_date(sim)
+    d = driver(sim, soak_config(sim, start))
+    binds = await rel.all_bindings(d, interval="PT2S")
+    began = time.monotonic()
+
+    def expected() -> dict[str, set[str]]:
+        return {"events": rel.expected_events(sim, EVENT_TYPES), "users": rel.expected_users(sim, "email")}
+
+    sessions = [await rel.run_until_complete(d, binds, {}, [], expected(), deadline=90)]
+    add_live_data(sim, random.Random(SEED))
+    time.sleep(3.1)  # the late third becomes visible; the lookback pass must still find it
+    sessions.append(await rel.run_until_complete(d, binds, sessions[0].result.state, sessions, expected(), deadline=60))
+
+    report = rel.assert_complete(sim, sessions, binds, start, expected())
+    report["seconds"] = round(time.monotonic() - began, 1)
+    print(f"\nsoak: {report}")
+    injected = set(report["requests"]["injected"]) | {f["fault"] for f in sim.injected_faults}
+    for fault in ("429", "429_retry_after", "500_generic", "drop", "slow", "expired_url", "job_failed", "job_requeued"):
+        assert fault in injected, f"the soak never injected {fault}: raise its rate or the run's length"
+    assert any(job.truncated for job in sim.jobs.values()), "no export was truncated"
