@@ -1,7 +1,14 @@
 """Estuary Flow capture connector for Iterable."""
 
-import asyncio
 import signal
+import sys
+
+if sys.argv[:1] == ["-m"]:
+    # Run as `python -m source_iterable_native` (argv[0] is "-m" while Python locates __main__):
+    # hold SIGTERM from the first moment, so a stop during start-up is kept for serve().
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+import asyncio
 from logging import Logger
 from typing import Any, AsyncGenerator, Awaitable, Callable
 
@@ -52,14 +59,20 @@ class Connector(
 ):
     def __init__(self) -> None:
         super().__init__()
-        self.stop_requested = asyncio.Event()
+        self.stop_requested = False
+        self.stopping: asyncio.Event | None = None
 
     async def serve(self, log: Any = None, requests: Any = _requests) -> None:
-        # SIGTERM asks for the CDK's graceful stop: streams finish their current step, then exit 0.
-        # It is blocked until now (see __main__), so a request that came during start-up is kept.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.stop_requested.set)
+        # SIGTERM may be blocked since start-up (above), so a stop requested meanwhile is kept.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._request_stop)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         await super().serve(log, requests)
+
+    def _request_stop(self) -> None:
+        """SIGTERM asks for the CDK's graceful stop: streams finish their current step, then exit 0."""
+        self.stop_requested = True
+        if self.stopping is not None:
+            self.stopping.set()
 
     def request_class(self) -> type[ConnectorRequest]:
         return ConnectorRequest
@@ -95,15 +108,10 @@ class Connector(
         opened, capture = common.open(open, resolved)
 
         async def capture_until_stopped(task: Task) -> None:
-            async def stop_when_requested() -> None:
-                await self.stop_requested.wait()
-                task.stopping.event.set()
-
-            watcher = asyncio.create_task(stop_when_requested())
-            try:
-                await capture(task)
-            finally:
-                watcher.cancel()
+            self.stopping = task.stopping.event
+            if self.stop_requested:
+                self.stopping.set()
+            await capture(task)
 
         return opened, capture_until_stopped
 

@@ -250,6 +250,7 @@ async def run_until_complete(
     )  # fmt: skip
     result.raise_for_error()
     assert result.stopped_by == "stop_when", f"not every record arrived within {deadline}s"
+    assert (result.rc, result.killed) == (0, False), "the connector did not stop gracefully on SIGTERM"
     return Session(state, result, "none (final)")
 
 
