@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from logging import Logger
-from typing import Callable
+from typing import Any, Callable
 
 import aiohttp
-from estuary_cdk.http import HTTPMixin, RateLimiter, TokenSource
+from estuary_cdk.http import HeadersAndBodyGenerator, HTTPMixin, RateLimiter, ShouldRetryProtocol, TokenSource
 
 TIME_SCALE_ENV = "SOURCE_ITERABLE_TIME_SCALE"
 
@@ -107,15 +107,25 @@ class RollingWindowPacer(RateLimiter):
             return
         self.failed += 1
         self.consecutive_429s += 1
-        backoff = min(
-            BACKOFF_FIRST.total_seconds() * 2 ** (self.consecutive_429s - 1),
-            BACKOFF_MAX.total_seconds(),
-        ) * time_scale()
-        self.blocked_until = max(self.blocked_until, self.clock() + backoff)
+        backoff = self._back_off(self.consecutive_429s)
         log.warning(
             "Iterable answered 429 Too Many Requests; another tool may be sharing the budget",
             {"backoff_seconds": round(backoff, 3), "consecutive": self.consecutive_429s},
         )
+
+    def server_error(self, log: Logger, status: int, attempt: int) -> bool:
+        """A 5xx backs the family off like a 429 does (the CDK alone would retry at full pace);
+        the request is then retried."""
+        backoff = self._back_off(attempt)
+        log.info("backing off after a server error", {"status": status, "backoff_seconds": round(backoff, 3)})
+        return True
+
+    def _back_off(self, consecutive: int) -> float:
+        backoff = min(
+            BACKOFF_FIRST.total_seconds() * 2 ** (consecutive - 1), BACKOFF_MAX.total_seconds()
+        ) * time_scale()
+        self.blocked_until = max(self.blocked_until, self.clock() + backoff)
+        return backoff
 
 
 class PacedSession(HTTPMixin):
@@ -130,6 +140,29 @@ class PacedSession(HTTPMixin):
         self.inner = inner
         self.token_source = token_source
         self.rate_limiter = pacer
+        self.pacer = pacer
+
+    async def _request_stream(
+        self,
+        log: Logger,
+        url: str,
+        method: str,
+        params: dict[str, Any] | None,
+        json: dict[str, Any] | None,
+        form: dict[str, Any] | None,
+        with_token: bool,
+        headers: dict[str, Any] | None = None,
+        should_retry: ShouldRetryProtocol | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> HeadersAndBodyGenerator:
+        """Every request method of the CDK funnels through here: give 5xx retries a back-off."""
+
+        def back_off(status: int, headers: Any, body: bytes, attempt: int) -> bool:
+            return self.pacer.server_error(log, status, attempt)
+
+        return await super()._request_stream(
+            log, url, method, params, json, form, with_token, headers, should_retry or back_off, timeout
+        )
 
 
 class IterableHTTP:

@@ -52,6 +52,17 @@ def test_429_backs_off_exponentially_and_success_resets() -> None:
     assert (pacer.failed, pacer.total) == (3, 4)
 
 
+def test_server_errors_back_off_by_attempt() -> None:
+    clock = Clock()
+    pacer = RollingWindowPacer(None, clock)
+    assert pacer.server_error(log, 503, attempt=1) is True
+    assert pacer.delay == pytest.approx(2)
+    assert pacer.server_error(log, 500, attempt=3) is True
+    assert pacer.delay == pytest.approx(8)
+    assert pacer.server_error(log, 502, attempt=20) is True
+    assert pacer.delay == pytest.approx(120)  # capped at two minutes
+
+
 @pytest.mark.asyncio
 async def test_job_slots_wake_waiters_by_priority() -> None:
     slots = JobSlots(1)
