@@ -14,6 +14,7 @@ from .conftest import driver, endpoint_config, small_data
 SEED = 7
 EVENTS = {"emailSend": 60, "emailOpen": 30, "customEvent": 15, "purchase": 5}
 EVENT_TYPES = [*EVENTS, "smsSend"]
+LIVE_ROUNDS = 5
 
 SOAK_FAULTS = dict(
     rate_429=0.03, retry_after_fraction=0.5, rate_5xx=0.03, rate_generic_500=0.02, rate_drop=0.02,
@@ -29,12 +30,13 @@ def soak_config(sim: Simulator, start: str) -> dict[str, Any]:
     )
 
 
-def add_live_data(sim: Simulator, rng: random.Random) -> None:
-    """Records arriving while the capture runs, a third of them visible only 3 s after they occurred."""
+def add_live_data(sim: Simulator, rng: random.Random, n: int) -> None:
+    """Records arriving between sessions, a third of them visible only 3 s after they occurred."""
     for i in range(12):
-        record = {"email": f"live{i}@example.com", "campaignId": i, "createdAt": timefmt.iterable_str(time.time())}
+        record = {"email": f"live{n}-{i}@example.com", "createdAt": timefmt.iterable_str(time.time())}
         sim.add_event(rng.choice(EVENT_TYPES), record, visible_after_s=300 if i % 3 == 0 else 0)
-    sim.add_user({"email": "live-user@example.com", "userId": "live-user", "itblUserId": "itbl-live-user"})
+    sim.add_user({"email": f"live{n}@example.com", "userId": f"live-{n}", "itblUserId": f"itbl-live-{n}"})
+    sim.update_user(rng.choice(sim.visible_records("users"))["email"], {"firstName": f"Live{n}"})
 
 
 @pytest.mark.asyncio
@@ -52,9 +54,12 @@ async def test_soak_under_every_fault(simulator_factory) -> None:
         return {"events": rel.expected_events(sim, EVENT_TYPES), "users": rel.expected_users(sim, "email")}
 
     sessions = [await rel.run_until_complete(d, binds, {}, [], expected(), deadline=90)]
-    add_live_data(sim, random.Random(SEED))
-    time.sleep(3.1)  # the late third becomes visible; the lookback pass must still find it
-    sessions.append(await rel.run_until_complete(d, binds, sessions[0].result.state, sessions, expected(), deadline=60))
+    rng = random.Random(SEED)
+    for n in range(LIVE_ROUNDS):
+        add_live_data(sim, rng, n)
+        time.sleep(3.1)  # the late third becomes visible; the late-data pass must still find it
+        state = sessions[-1].result.state
+        sessions.append(await rel.run_until_complete(d, binds, state, sessions, expected(), deadline=60))
 
     report = rel.assert_complete(sim, sessions, binds, start, expected())
     report["seconds"] = round(time.monotonic() - began, 1)
