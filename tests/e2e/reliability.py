@@ -17,6 +17,7 @@ from flow_driver import CaptureResult, ConnectorDriver, bindings_from_discovered
 from iterable_simulator import Simulator, timefmt
 import time
 
+from .conftest import endpoint_config
 from .test_exports import expected_event_id
 
 SNAPSHOT_KEY = ["/_meta/row_id"]
@@ -226,6 +227,12 @@ def request_stats(sim: Simulator, sessions: list[Session]) -> dict[str, Any]:
 def start_date(sim: Simulator) -> str:
     """A day before the simulator's oldest record, in whole seconds."""
     return timefmt.iso_str(int(time.time()) - (sim.config.data.history_days + 1) * 86400)[:19] + "Z"
+
+
+def capture_config(sim: Simulator, start: str, event_types: list[str], window_size: str) -> dict[str, Any]:
+    """A late-data lag of 3 s, so the late-data pass runs within the tests' few seconds."""
+    advanced = {"event_types": event_types, "late_data_lag": "PT3S", "window_size": window_size}
+    return endpoint_config(sim, start_date=start, advanced=advanced)
 
 
 def identity_of(binding_name: str) -> Callable[[dict[str, Any]], Identity]:

@@ -10,7 +10,7 @@ from flow_driver import ConnectorDriver
 from iterable_simulator import Simulator
 
 from . import reliability as rel
-from .conftest import driver, endpoint_config, small_data
+from .conftest import driver, small_data
 
 SEED = 20261127
 EVENTS = {"emailSend": 40, "emailOpen": 25, "customEvent": 12, "purchase": 3}
@@ -18,14 +18,6 @@ EVENT_TYPES = [*EVENTS, "smsSend"]  # smsSend starts empty and gains records whi
 MIN_BACKFILL_KILLS = 8
 MIN_INCREMENTAL_KILLS = 8
 MIN_KILLS = 22
-
-
-def crash_config(sim: Simulator, start: str) -> dict[str, Any]:
-    return endpoint_config(
-        sim,
-        start_date=start,
-        advanced={"event_types": EVENT_TYPES, "late_data_lag": "PT3S", "window_size": "P2D"},
-    )
 
 
 def add_incremental_data(sim: Simulator, rng: random.Random, n: int) -> None:
@@ -75,7 +67,7 @@ async def test_sigkill_at_seeded_points_loses_nothing(simulator_factory) -> None
         export_job_latency_base_s=10.0, export_records_per_file=7,
     )  # fmt: skip
     sim_start = rel.start_date(sim)
-    d = driver(sim, crash_config(sim, sim_start))
+    d = driver(sim, rel.capture_config(sim, sim_start, EVENT_TYPES, "P2D"))
     binds = await rel.all_bindings(d, interval="PT5S")
     began = time.monotonic()
     sessions, state, kills = await kill_repeatedly(sim, d, binds)

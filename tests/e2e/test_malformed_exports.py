@@ -1,8 +1,9 @@
 """A malformed export line stops its window with an error naming data type, window, file and line;
 nothing of that window is committed and the window is not checkpointed past."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import pytest
@@ -18,24 +19,50 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def first_bad_line(sim: Simulator, data_type: str, bad: Any) -> tuple[ExportJob, str, int, bytes]:
-    """The job, file name, 1-based line number and content of the first line `bad` rejects."""
+def first_bad_line(
+    sim: Simulator, data_type: str, reason: Callable[[bytes], str | None]
+) -> tuple[ExportJob, str, int, str]:
+    """The job, file name, 1-based line number and reason of the first line `reason` rejects."""
     for job in sim.jobs.values():
         if job.data_type != data_type or job.state.value != "completed":
             continue
         for file in job.files:
             for number, line in enumerate(file.lines, start=1):
-                if bad(line):
-                    return job, file.name, number, line
+                if (why := reason(line)) is not None:
+                    return job, file.name, number, why
     raise AssertionError(f"no malformed {data_type} line was exported")
 
 
-def invalid_json(line: bytes) -> bool:
+def json_error(line: bytes) -> str | None:
     try:
         orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return True
-    return False
+    except orjson.JSONDecodeError as err:
+        return f"invalid JSON ({err})"
+    return None
+
+
+def lacks(field: str, reason: str) -> Callable[[bytes], str | None]:
+    return lambda line: None if f'"{field}"'.encode() in line else reason
+
+
+@dataclass
+class Case:
+    binding: str
+    data_type: str
+    fault: FaultConfig
+    reason: Callable[[bytes], str | None]
+    """The message's ending for a bad line, None for a good one."""
+
+
+CASES = {
+    "invalid JSON": Case("events", "emailSend", FaultConfig(malformed_line_rate=0.2), json_error),
+    "event without createdAt": Case(
+        "events", "emailOpen", FaultConfig(missing_cursor_rate=0.1), lacks("createdAt", "record has no createdAt")
+    ),
+    "user without email": Case(
+        "users", "user", FaultConfig(missing_key_rate=0.1), lacks("email", "record has no email, the collection key")
+    ),
+}
 
 
 async def capture_until_failure(sim: Simulator, binding: str, **advanced: Any) -> Any:
@@ -53,49 +80,17 @@ def assert_window_not_passed(result: Any, binding: str, data_type: str, job: Exp
     assert result.docs(f"acmeCo/{binding}") == [], "records of the failed window were committed"
 
 
+@pytest.mark.parametrize("name", CASES)
 @pytest.mark.asyncio
-async def test_invalid_json_line_stops_the_window(simulator_factory) -> None:
-    sim = await simulator_factory(
-        data=small_data(events={"emailSend": 30}), export_records_per_file=8,
-        faults=FaultConfig(malformed_line_rate=0.2),
-    )  # fmt: skip
-    result = await capture_until_failure(sim, "events", event_types=["emailSend"])
-    job, file, number, line = first_bad_line(sim, "emailSend", invalid_json)
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError as err:
-        reason = str(err)
+async def test_malformed_line_stops_its_window(simulator_factory, name: str) -> None:
+    case = CASES[name]
+    events = {case.data_type: 30} if case.binding == "events" else {}
+    sim = await simulator_factory(data=small_data(events=events, users=30), export_records_per_file=8, faults=case.fault)
+    advanced = {"event_types": [case.data_type]} if case.binding == "events" else {}
+    result = await capture_until_failure(sim, case.binding, **advanced)
+    job, file, number, reason = first_bad_line(sim, case.data_type, case.reason)
     assert result.error == (
-        f"Task capture.events.backfill.emailSend: export of emailSend [{_iso(job.start)}, {_iso(job.end)}), "
-        f"file {file}, line {number}: invalid JSON ({reason})"
+        f"Task capture.{case.binding}.backfill.{case.data_type}: export of {case.data_type} "
+        f"[{_iso(job.start)}, {_iso(job.end)}), file {file}, line {number}: {reason}"
     )
-    assert_window_not_passed(result, "events", "emailSend", job)
-
-
-@pytest.mark.asyncio
-async def test_event_without_its_cursor_stops_the_window(simulator_factory) -> None:
-    sim = await simulator_factory(
-        data=small_data(events={"emailOpen": 30}), export_records_per_file=8,
-        faults=FaultConfig(missing_cursor_rate=0.1),
-    )  # fmt: skip
-    result = await capture_until_failure(sim, "events", event_types=["emailOpen"])
-    job, file, number, _ = first_bad_line(sim, "emailOpen", lambda line: b'"createdAt"' not in line)
-    assert result.error == (
-        f"Task capture.events.backfill.emailOpen: export of emailOpen [{_iso(job.start)}, {_iso(job.end)}), "
-        f"file {file}, line {number}: record has no createdAt"
-    )
-    assert_window_not_passed(result, "events", "emailOpen", job)
-
-
-@pytest.mark.asyncio
-async def test_user_without_its_key_stops_the_window(simulator_factory) -> None:
-    sim = await simulator_factory(
-        data=small_data(events={}, users=30), export_records_per_file=8, faults=FaultConfig(missing_key_rate=0.1)
-    )
-    result = await capture_until_failure(sim, "users")
-    job, file, number, _ = first_bad_line(sim, "user", lambda line: b'"email"' not in line)
-    assert result.error == (
-        f"Task capture.users.backfill.user: export of user [{_iso(job.start)}, {_iso(job.end)}), "
-        f"file {file}, line {number}: record has no email, the collection key"
-    )
-    assert_window_not_passed(result, "users", "user", job)
+    assert_window_not_passed(result, case.binding, case.data_type, job)

@@ -2,14 +2,13 @@
 
 import random
 import time
-from typing import Any
 
 import pytest
 
 from iterable_simulator import FaultConfig, Simulator, timefmt
 
 from . import reliability as rel
-from .conftest import driver, endpoint_config, small_data
+from .conftest import driver, small_data
 
 SEED = 7
 EVENTS = {"emailSend": 60, "emailOpen": 30, "customEvent": 15, "purchase": 5}
@@ -20,14 +19,6 @@ SOAK_FAULTS = dict(
     rate_429=0.03, retry_after_fraction=0.5, rate_5xx=0.03, rate_generic_500=0.02, rate_drop=0.02,
     rate_slow=0.03, slow_delay_s=5.0, rate_expired_url=0.05, job_fail_rate=0.05, job_requeue_rate=0.1,
 )  # fmt: skip
-
-
-def soak_config(sim: Simulator, start: str) -> dict[str, Any]:
-    return endpoint_config(
-        sim,
-        start_date=start,
-        advanced={"event_types": EVENT_TYPES, "late_data_lag": "PT3S", "window_size": "P4D"},
-    )
 
 
 def add_live_data(sim: Simulator, rng: random.Random, n: int) -> None:
@@ -46,7 +37,7 @@ async def test_soak_under_every_fault(simulator_factory) -> None:
         export_truncate_above_records=40, export_records_per_file=10, faults=FaultConfig(**SOAK_FAULTS),
     )  # fmt: skip
     start = rel.start_date(sim)
-    d = driver(sim, soak_config(sim, start))
+    d = driver(sim, rel.capture_config(sim, start, EVENT_TYPES, "P4D"))
     binds = await rel.all_bindings(d, interval="PT2S")
     began = time.monotonic()
 
