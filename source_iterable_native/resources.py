@@ -9,10 +9,14 @@ from estuary_cdk.capture import Task, common
 from estuary_cdk.flow import CaptureBinding, ValidationError
 from estuary_cdk.http import HTTPError
 
-from . import api
+from . import api, campaigns, list_members
 from .export import ExportCapture, ExportJobs
 from .models import (
     SNAPSHOT_STREAMS,
+    Campaign,
+    CampaignMetrics,
+    CampaignsCursor,
+    ListMember,
     ConnectorState,
     EndpointConfig,
     Event,
@@ -28,6 +32,9 @@ from .records import ExportedStream
 
 SNAPSHOT_INTERVAL = timedelta(minutes=5)
 EXPORT_INTERVAL = timedelta(minutes=5)
+CAMPAIGNS_INTERVAL = timedelta(minutes=5)
+CAMPAIGN_METRICS_INTERVAL = timedelta(hours=1)
+"""Each pass spends one request per 80 running or recently ended campaigns, of 10 a minute."""
 
 SNAPSHOT_KEY_PROPERTIES: dict[str, dict[str, Any]] = {
     "channels": {"id": {"type": "integer"}},
@@ -87,6 +94,9 @@ def all_resources(
             config, jobs, now, Event.name, [f"/{f}" for f in ("_estuary_id", "eventType")], Event,
             [ExportedStream(t, Event.cursor_field, None) for t in enabled_event_types(config)],
         ),
+        _campaigns_resource(http, origin),
+        _campaign_metrics_resource(http, origin, config, now),
+        _list_users_resource(http, origin, config, now),
         _export_resource(
             config, jobs, now, User.name, [f"/{users.key_field}"], users,
             [ExportedStream(User.data_type, User.cursor_field, users.key_field)],
@@ -121,6 +131,101 @@ def _snapshot_resource(
         name=stream.name,
         open=open,
         initial_config=ResourceConfig(name=stream.name, interval=SNAPSHOT_INTERVAL),
+    )
+
+
+def _campaigns_resource(http: IterableHTTP, origin: str) -> common.Resource:
+    fetch = functools.partial(campaigns.fetch_campaigns, http[Bucket.DEFAULT], origin)
+
+    def open(
+        binding: CaptureBinding[ResourceConfig],
+        binding_index: int,
+        state: common.ResourceState,
+        task: Task,
+        all_bindings: Any,
+    ) -> None:
+        task.sourced_schema(binding_index, {"properties": {"id": {"type": "integer"}}})
+        common.open_binding(binding, binding_index, state, task, fetch_changes=fetch)
+
+    return common.Resource(
+        name=Campaign.name,
+        key=Campaign.key,
+        model=Campaign,
+        open=open,
+        initial_state=common.ResourceState(inc=common.ResourceState.Incremental(cursor=CampaignsCursor().encode())),
+        initial_config=ResourceConfig(name=Campaign.name, interval=CAMPAIGNS_INTERVAL),
+        schema_inference=True,
+    )
+
+
+def _campaign_metrics_resource(
+    http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime
+) -> common.Resource:
+    session = http[Bucket.CAMPAIGN_METRICS]
+    campaigns_session = http[Bucket.DEFAULT]
+
+    def open(
+        binding: CaptureBinding[ResourceConfig],
+        binding_index: int,
+        state: common.ResourceState,
+        task: Task,
+        all_bindings: Any,
+    ) -> None:
+        task.sourced_schema(binding_index, {"properties": {"id": {"type": "integer"}}})
+        common.open_binding(
+            binding,
+            binding_index,
+            state,
+            task,
+            fetch_changes=functools.partial(
+                campaigns.fetch_campaign_metrics, session, campaigns_session, origin,
+                config.advanced.campaign_metrics_lookback,
+            ),
+            fetch_page=functools.partial(campaigns.backfill_campaign_metrics, session, campaigns_session, origin),
+        )
+
+    return common.Resource(
+        name=CampaignMetrics.name,
+        key=CampaignMetrics.key,
+        model=CampaignMetrics,
+        open=open,
+        initial_state=common.ResourceState(
+            inc=common.ResourceState.Incremental(cursor=now),
+            backfill=common.ResourceState.Backfill(cutoff=now, next_page=None),
+        ),
+        initial_config=ResourceConfig(name=CampaignMetrics.name, interval=CAMPAIGN_METRICS_INTERVAL),
+        schema_inference=True,
+    )
+
+
+def _list_users_resource(
+    http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime
+) -> common.Resource:
+    def open(
+        binding: CaptureBinding[ResourceConfig],
+        binding_index: int,
+        state: common.ResourceState,
+        task: Task,
+        all_bindings: Any,
+    ) -> None:
+        task.sourced_schema(
+            binding_index, {"properties": {"list_id": {"type": "integer"}, "user_id": {"type": "string"}}}
+        )
+        fetch_page = functools.partial(
+            list_members.fetch_list_members, http[Bucket.LIST_USERS], http[Bucket.DEFAULT], origin,
+            config.advanced.list_users_timeout, task.stopping.event,
+        )
+        common.open_binding(binding, binding_index, state, task, fetch_page=fetch_page)
+
+    return common.Resource(
+        name=ListMember.name,
+        key=ListMember.key,
+        model=ListMember,
+        open=open,
+        initial_state=common.ResourceState(backfill=common.ResourceState.Backfill(cutoff=now, next_page=None)),
+        initial_config=ResourceConfig(name=ListMember.name, interval=timedelta(), schedule=ListMember.SCHEDULE),
+        schema_inference=True,
+        disable=True,
     )
 
 

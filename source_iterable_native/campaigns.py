@@ -1,0 +1,146 @@
+"""Campaigns and their metrics: `GET /api/campaigns` and the CSV of `GET /api/campaigns/metrics`."""
+
+from datetime import UTC, datetime, timedelta
+from logging import Logger
+from typing import Any, AsyncGenerator
+
+import orjson
+import xxhash
+from estuary_cdk.capture.common import LogCursor, PageCursor
+from estuary_cdk.http import HTTPSession
+from estuary_cdk.incremental_csv_processor import IncrementalCSVProcessor
+
+from .api import api_url, pages
+from .models import Campaign, CampaignMetrics, CampaignsCursor
+
+CAMPAIGNS_PAGE_SIZE = 1000
+METRICS_SINCE = "1970-01-01"
+"""Metrics are lifetime totals; the endpoint's own default start is an arbitrary 2018 date."""
+
+
+def content_fingerprint(item: dict[str, Any]) -> str:
+    """A short digest of an API object's whole content, independent of key order."""
+    return xxhash.xxh3_64_hexdigest(orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+
+
+async def list_campaigns(
+    http: HTTPSession, origin: str, log: Logger, sort: str
+) -> AsyncGenerator[tuple[Campaign, dict[str, Any]], None]:
+    """Every campaign, with the raw object it was read from."""
+    url = api_url(origin, Campaign.path)
+    async for items in pages(http, log, url, {"sort": sort}, Campaign.items_key, CAMPAIGNS_PAGE_SIZE):
+        for item in items:
+            yield Campaign.model_validate(item), item
+
+
+async def fetch_campaigns(
+    http: HTTPSession, origin: str, log: Logger, cursor: LogCursor
+) -> AsyncGenerator[Campaign | LogCursor, None]:
+    """Campaigns whose `updatedAt` moved past the cursor, and watched campaigns whose content
+    changed without `updatedAt` moving (a state change or an `endedAt`).
+
+    Walks the listing newest-updated first and stops once past the cursor with every watched
+    campaign seen. The first pass, from an empty cursor, emits every campaign.
+    """
+    position = CampaignsCursor.decode(cursor)
+    unseen = set(position.watching)
+    watching: dict[int, str] = {}
+    newest = position.updated_at
+    emitted = 0
+    async for campaign, item in list_campaigns(http, origin, log, "-updatedAt"):
+        if not unseen and campaign.updatedAt <= position.updated_at:
+            break
+        unseen.discard(campaign.id)
+        fingerprint = content_fingerprint(item)
+        if campaign.updatedAt > position.updated_at or position.watching.get(campaign.id, fingerprint) != fingerprint:
+            yield campaign
+            emitted += 1
+        if campaign.campaignState not in Campaign.ENDED:
+            watching[campaign.id] = fingerprint
+        newest = max(newest, campaign.updatedAt)
+
+    after = CampaignsCursor(updated_at=newest, watching=watching)
+    if emitted or after != position:
+        log.info("campaigns changed", {"emitted": emitted, "watching": len(watching), "updated_at": newest})
+        yield after.encode()
+
+
+def metrics_due(campaigns: list[Campaign], ended_since: datetime) -> list[int]:
+    """Ids of the launched campaigns whose metrics may have moved: running ones, and ended ones
+    that ended at or after `ended_since`. A state Iterable adds later counts as running until the
+    campaign carries an `endedAt`."""
+    since_ms = int(ended_since.timestamp() * 1000)
+    due = []
+    for campaign in campaigns:
+        if campaign.campaignState in Campaign.RUNNING:
+            due.append(campaign.id)
+        elif campaign.endedAt is None:
+            if campaign.campaignState not in Campaign.ENDED:
+                due.append(campaign.id)
+        elif campaign.endedAt >= since_ms:
+            due.append(campaign.id)
+    return due
+
+
+async def launched_campaigns(http: HTTPSession, origin: str, log: Logger) -> list[Campaign]:
+    """Campaigns that have sent (or are sending), in id order."""
+    return [
+        campaign
+        async for campaign, _ in list_campaigns(http, origin, log, "+id")
+        if campaign.campaignState not in Campaign.NOT_LAUNCHED
+    ]
+
+
+async def campaign_metrics(
+    http: HTTPSession, origin: str, log: Logger, campaign_ids: list[int]
+) -> AsyncGenerator[CampaignMetrics, None]:
+    """Lifetime metrics of the campaigns, one request per batch of ids; campaigns without any
+    metrics have no row."""
+    url = api_url(origin, CampaignMetrics.path)
+    for start in range(0, len(campaign_ids), CampaignMetrics.BATCH):
+        batch = campaign_ids[start : start + CampaignMetrics.BATCH]
+        params = {"campaignId": batch, "startDateTime": METRICS_SINCE}
+        _, body = await http.request_stream(log, url, params=params)
+        rows = 0
+        async for row in IncrementalCSVProcessor(body(), CampaignMetrics):
+            rows += 1
+            yield row
+        log.debug("read campaign metrics", {"requested": len(batch), "rows": rows})
+
+
+async def backfill_campaign_metrics(
+    metrics_http: HTTPSession,
+    campaigns_http: HTTPSession,
+    origin: str,
+    log: Logger,
+    page: PageCursor,
+    cutoff: LogCursor,
+) -> AsyncGenerator[CampaignMetrics | PageCursor, None]:
+    """Metrics of every launched campaign, one batch per call; the page is the last campaign id read."""
+    after = page if isinstance(page, int) else 0
+    launched = await launched_campaigns(campaigns_http, origin, log)
+    batch = [c.id for c in launched if c.id > after][: CampaignMetrics.BATCH]
+    if not batch:
+        return
+    async for row in campaign_metrics(metrics_http, origin, log, batch):
+        yield row
+    yield batch[-1]
+
+
+async def fetch_campaign_metrics(
+    metrics_http: HTTPSession,
+    campaigns_http: HTTPSession,
+    origin: str,
+    lookback: timedelta,
+    log: Logger,
+    cursor: LogCursor,
+) -> AsyncGenerator[CampaignMetrics | LogCursor, None]:
+    """Fresh metrics of every running campaign and of every campaign that ended within the
+    lookback, or since the previous pass if that is longer ago. The cursor is the pass's start."""
+    assert isinstance(cursor, datetime)
+    started = datetime.now(tz=UTC)
+    due = metrics_due(await launched_campaigns(campaigns_http, origin, log), min(started - lookback, cursor))
+    async for row in campaign_metrics(metrics_http, origin, log, due):
+        yield row
+    log.info("refreshed campaign metrics", {"campaigns": len(due)})
+    yield started
