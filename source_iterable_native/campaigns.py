@@ -1,5 +1,7 @@
 """Campaigns and their metrics: `GET /api/campaigns` and the CSV of `GET /api/campaigns/metrics`."""
 
+import asyncio
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from logging import Logger
 from typing import Any, AsyncGenerator
@@ -47,17 +49,19 @@ async def fetch_campaigns(
     watching: dict[int, str] = {}
     newest = position.updated_at
     emitted = 0
-    async for campaign, item in list_campaigns(http, origin, log, "-updatedAt"):
-        if not unseen and campaign.updatedAt <= position.updated_at:
-            break
-        unseen.discard(campaign.id)
-        fingerprint = content_fingerprint(item)
-        if campaign.updatedAt > position.updated_at or position.watching.get(campaign.id, fingerprint) != fingerprint:
-            yield campaign
-            emitted += 1
-        if campaign.campaignState not in Campaign.ENDED:
-            watching[campaign.id] = fingerprint
-        newest = max(newest, campaign.updatedAt)
+    async with aclosing(list_campaigns(http, origin, log, "-updatedAt")) as listing:
+        async for campaign, item in listing:
+            if not unseen and campaign.updatedAt <= position.updated_at:
+                break
+            unseen.discard(campaign.id)
+            fingerprint = content_fingerprint(item)
+            moved = campaign.updatedAt > position.updated_at
+            if moved or position.watching.get(campaign.id, fingerprint) != fingerprint:
+                yield campaign
+                emitted += 1
+            if campaign.campaignState not in Campaign.ENDED:
+                watching[campaign.id] = fingerprint
+            newest = max(newest, campaign.updatedAt)
 
     after = CampaignsCursor(updated_at=newest, watching=watching)
     if emitted or after != position:
@@ -94,18 +98,13 @@ async def launched_campaigns(http: HTTPSession, origin: str, log: Logger) -> lis
 async def campaign_metrics(
     http: HTTPSession, origin: str, log: Logger, campaign_ids: list[int]
 ) -> AsyncGenerator[CampaignMetrics, None]:
-    """Lifetime metrics of the campaigns, one request per batch of ids; campaigns without any
-    metrics have no row."""
+    """Lifetime metrics of a batch of campaigns, in one request; campaigns without metrics have no row."""
+    assert len(campaign_ids) <= CampaignMetrics.BATCH
     url = api_url(origin, CampaignMetrics.path)
-    for start in range(0, len(campaign_ids), CampaignMetrics.BATCH):
-        batch = campaign_ids[start : start + CampaignMetrics.BATCH]
-        params = {"campaignId": batch, "startDateTime": METRICS_SINCE}
-        _, body = await http.request_stream(log, url, params=params)
-        rows = 0
-        async for row in IncrementalCSVProcessor(body(), CampaignMetrics):
-            rows += 1
-            yield row
-        log.debug("read campaign metrics", {"requested": len(batch), "rows": rows})
+    params = {"campaignId": campaign_ids, "startDateTime": METRICS_SINCE}
+    _, body = await http.request_stream(log, url, params=params)
+    async for row in IncrementalCSVProcessor(body(), CampaignMetrics):
+        yield row
 
 
 async def backfill_campaign_metrics(
@@ -132,15 +131,22 @@ async def fetch_campaign_metrics(
     campaigns_http: HTTPSession,
     origin: str,
     lookback: timedelta,
+    stopping: asyncio.Event,
     log: Logger,
     cursor: LogCursor,
 ) -> AsyncGenerator[CampaignMetrics | LogCursor, None]:
     """Fresh metrics of every running campaign and of every campaign that ended within the
-    lookback, or since the previous pass if that is longer ago. The cursor is the pass's start."""
+    lookback, or since the previous pass if that is longer ago. The cursor is the start of the
+    last complete pass; a pass cut short by a stop is done again whole by the next session."""
     assert isinstance(cursor, datetime)
     started = datetime.now(tz=UTC)
     due = metrics_due(await launched_campaigns(campaigns_http, origin, log), min(started - lookback, cursor))
-    async for row in campaign_metrics(metrics_http, origin, log, due):
-        yield row
+    for start in range(0, len(due), CampaignMetrics.BATCH):
+        if stopping.is_set():
+            log.info("campaign metrics pass stopped early", {"campaigns_left": len(due) - start})
+            yield cursor + timedelta(microseconds=1)  # the smallest step: the next pass covers as much
+            return
+        async for row in campaign_metrics(metrics_http, origin, log, due[start : start + CampaignMetrics.BATCH]):
+            yield row
     log.info("refreshed campaign metrics", {"campaigns": len(due)})
     yield started

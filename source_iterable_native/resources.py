@@ -179,7 +179,7 @@ def _campaign_metrics_resource(
             task,
             fetch_changes=functools.partial(
                 campaigns.fetch_campaign_metrics, session, campaigns_session, origin,
-                config.advanced.campaign_metrics_lookback,
+                config.advanced.campaign_metrics_lookback, task.stopping.event,
             ),
             fetch_page=functools.partial(campaigns.backfill_campaign_metrics, session, campaigns_session, origin),
         )
