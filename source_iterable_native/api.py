@@ -4,9 +4,9 @@ from logging import Logger
 from typing import Any, AsyncGenerator, TypeVar
 
 from estuary_cdk.http import HTTPSession
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
-from .models import SnapshotStream, Template
+from .models import Catalog, Journey, SnapshotStream, Template, UserField
 
 TEMPLATES_PAGE_SIZE = 1000
 
@@ -21,6 +21,14 @@ class _Envelope(BaseModel, extra="allow"):
     """Iterable wraps every listing in an object; the items sit under a stream-specific key."""
 
     nextPageUrl: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def unwrap_success(cls, data: Any) -> Any:
+        """Catalog listings arrive wrapped as `{msg, code: "Success", params: {...}}`."""
+        if isinstance(data, dict) and "code" in data and isinstance(data.get("params"), dict):
+            return data["params"]
+        return data
 
     def items(self, key: str) -> list[dict[str, Any]]:
         extra = self.model_extra or {}
@@ -43,8 +51,7 @@ async def snapshot_resource(
     http: HTTPSession, origin: str, stream: type[S], log: Logger
 ) -> AsyncGenerator[S, None]:
     """Every item of an unpaged listing such as `GET /api/channels`."""
-    envelope = await _get_envelope(http, log, api_url(origin, stream.path))
-    for item in envelope.items(stream.items_key):
+    async for item in list_unpaged(http, origin, stream.path, stream.items_key, log):
         yield stream.model_validate(item)
 
 
@@ -81,3 +88,39 @@ async def snapshot_templates(
                     item.setdefault("templateType", template_type)
                     item.setdefault("messageMedium", medium)
                     yield Template.model_validate(item)
+
+
+async def list_journeys(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+    """Every journey: the default listing, then the archived ones it leaves out."""
+    url = api_url(origin, Journey.path)
+    for state in Journey.STATE_FILTERS:
+        params = {"sort": "+id", **({"state": state} if state else {})}
+        async for items in pages(http, log, url, params, Journey.items_key, Journey.PAGE_SIZE):
+            for item in items:
+                yield item
+
+
+async def list_catalogs(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+    url = api_url(origin, Catalog.path)
+    async for items in pages(http, log, url, {}, Catalog.items_key, Catalog.PAGE_SIZE):
+        for item in items:
+            yield item
+
+
+async def list_user_fields(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+    """One item per user profile field: Iterable answers with a map of field name to type."""
+    envelope = await _get_envelope(http, log, api_url(origin, UserField.path))
+    fields = (envelope.model_extra or {}).get(UserField.items_key)
+    if not isinstance(fields, dict):
+        raise RuntimeError(f"Iterable's {UserField.path} response has no '{UserField.items_key}' map")
+    for name, field_type in fields.items():
+        yield {"name": name, "type": field_type}
+
+
+async def list_unpaged(
+    http: HTTPSession, origin: str, path: str, items_key: str, log: Logger
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Every item of an unpaged listing such as `GET /api/snippets`, as Iterable sent it."""
+    envelope = await _get_envelope(http, log, api_url(origin, path))
+    for item in envelope.items(items_key):
+        yield item

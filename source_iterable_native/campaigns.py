@@ -1,28 +1,24 @@
-"""Campaigns and their metrics: `GET /api/campaigns` and the CSV of `GET /api/campaigns/metrics`."""
+"""Campaigns and their metrics: `GET /api/campaigns`, and the CSVs of campaign and experiment metrics."""
 
 import asyncio
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from logging import Logger
-from typing import Any, AsyncGenerator
+from typing import Any, AsyncGenerator, TypeVar
 
-import orjson
-import xxhash
 from estuary_cdk.capture.common import LogCursor, PageCursor
 from estuary_cdk.http import HTTPSession
 from estuary_cdk.incremental_csv_processor import IncrementalCSVProcessor
 
 from .api import api_url, pages
-from .models import Campaign, CampaignMetrics, CampaignsCursor
+from .models import Campaign, CampaignsCursor, MetricsRow
+from .refresh import content_fingerprint
 
 CAMPAIGNS_PAGE_SIZE = 1000
+M = TypeVar("M", bound=MetricsRow)
+
 METRICS_SINCE = "1970-01-01"
 """Metrics are lifetime totals; the endpoint's own default start is an arbitrary 2018 date."""
-
-
-def content_fingerprint(item: dict[str, Any]) -> str:
-    """A short digest of an API object's whole content, independent of key order."""
-    return xxhash.xxh3_64_hexdigest(orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
 
 
 async def list_campaigns(
@@ -86,47 +82,51 @@ def metrics_due(campaigns: list[Campaign], ended_since: datetime) -> list[int]:
     return due
 
 
-async def launched_campaigns(http: HTTPSession, origin: str, log: Logger) -> list[Campaign]:
-    """Campaigns that have sent (or are sending), in id order."""
+async def launched_campaigns(
+    http: HTTPSession, origin: str, log: Logger, medium: str | None = None
+) -> list[Campaign]:
+    """Campaigns that have sent (or are sending), in id order, of one message medium if given."""
     return [
         campaign
         async for campaign, _ in list_campaigns(http, origin, log, "+id")
-        if campaign.campaignState not in Campaign.NOT_LAUNCHED
+        if campaign.campaignState not in Campaign.NOT_LAUNCHED and medium in (None, campaign.messageMedium)
     ]
 
 
-async def campaign_metrics(
-    http: HTTPSession, origin: str, log: Logger, campaign_ids: list[int]
-) -> AsyncGenerator[CampaignMetrics, None]:
+async def read_metrics(
+    http: HTTPSession, origin: str, metrics: type[M], log: Logger, campaign_ids: list[int]
+) -> AsyncGenerator[M, None]:
     """Lifetime metrics of a batch of campaigns, in one request; campaigns without metrics have no row."""
-    assert len(campaign_ids) <= CampaignMetrics.BATCH
-    url = api_url(origin, CampaignMetrics.path)
+    assert len(campaign_ids) <= metrics.BATCH
+    url = api_url(origin, metrics.path)
     params = {"campaignId": campaign_ids, "startDateTime": METRICS_SINCE}
     _, body = await http.request_stream(log, url, params=params)
-    async for row in IncrementalCSVProcessor(body(), CampaignMetrics):
+    async for row in IncrementalCSVProcessor(body(), metrics):
         yield row
 
 
-async def backfill_campaign_metrics(
+async def backfill_metrics(
+    metrics: type[M],
     metrics_http: HTTPSession,
     campaigns_http: HTTPSession,
     origin: str,
     log: Logger,
     page: PageCursor,
     cutoff: LogCursor,
-) -> AsyncGenerator[CampaignMetrics | PageCursor, None]:
+) -> AsyncGenerator[M | PageCursor, None]:
     """Metrics of every launched campaign, one batch per call; the page is the last campaign id read."""
     after = page if isinstance(page, int) else 0
-    launched = await launched_campaigns(campaigns_http, origin, log)
-    batch = [c.id for c in launched if c.id > after][: CampaignMetrics.BATCH]
+    launched = await launched_campaigns(campaigns_http, origin, log, metrics.medium)
+    batch = [c.id for c in launched if c.id > after][: metrics.BATCH]
     if not batch:
         return
-    async for row in campaign_metrics(metrics_http, origin, log, batch):
+    async for row in read_metrics(metrics_http, origin, metrics, log, batch):
         yield row
     yield batch[-1]
 
 
-async def fetch_campaign_metrics(
+async def fetch_metrics(
+    metrics: type[M],
     metrics_http: HTTPSession,
     campaigns_http: HTTPSession,
     origin: str,
@@ -134,19 +134,20 @@ async def fetch_campaign_metrics(
     stopping: asyncio.Event,
     log: Logger,
     cursor: LogCursor,
-) -> AsyncGenerator[CampaignMetrics | LogCursor, None]:
+) -> AsyncGenerator[M | LogCursor, None]:
     """Fresh metrics of every running campaign and of every campaign that ended within the
     lookback, or since the previous pass if that is longer ago. The cursor is the start of the
     last complete pass; a pass cut short by a stop is done again whole by the next session."""
     assert isinstance(cursor, datetime)
     started = datetime.now(tz=UTC)
-    due = metrics_due(await launched_campaigns(campaigns_http, origin, log), min(started - lookback, cursor))
-    for start in range(0, len(due), CampaignMetrics.BATCH):
+    launched = await launched_campaigns(campaigns_http, origin, log, metrics.medium)
+    due = metrics_due(launched, min(started - lookback, cursor))
+    for start in range(0, len(due), metrics.BATCH):
         if stopping.is_set():
-            log.info("campaign metrics pass stopped early", {"campaigns_left": len(due) - start})
+            log.info(f"{metrics.name} pass stopped early", {"campaigns_left": len(due) - start})
             yield cursor + timedelta(microseconds=1)  # the smallest step: the next pass covers as much
             return
-        async for row in campaign_metrics(metrics_http, origin, log, due[start : start + CampaignMetrics.BATCH]):
+        async for row in read_metrics(metrics_http, origin, metrics, log, due[start : start + metrics.BATCH]):
             yield row
-    log.info("refreshed campaign metrics", {"campaigns": len(due)})
+    log.info(f"refreshed {metrics.name}", {"campaigns": len(due)})
     yield started

@@ -107,11 +107,7 @@ async def _download_members(
         except HTTPError as err:
             spool.close()
             if err.code in (401, 403):
-                raise RuntimeError(
-                    f"list_users: Iterable refused to list the members of list {list_id} (HTTP "
-                    f"{err.code}). List membership needs a server-side API key; use one, or "
-                    f"disable the list_users binding."
-                ) from err
+                raise  # the key may not read list membership: the binding fails with advice
             if err.code < 500:
                 raise ListUnavailable(f"Iterable answered HTTP {err.code}: {err.message}") from err
             raise ListUnavailable(f"Iterable answered HTTP {err.code} {ATTEMPTS} times") from err
