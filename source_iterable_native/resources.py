@@ -330,7 +330,7 @@ def _export_resource(
             if lag:
                 fetch_changes[f"lookback.{stream.data_type}"] = functools.partial(capture.lookback, stream)
             fetch_page[stream.data_type] = functools.partial(capture.backfill, stream, start)
-        task.sourced_schema(binding_index, {"properties": _key_properties(key)})
+        task.sourced_schema(binding_index, {"properties": _key_schemas(model, key)})
         await task.checkpoint(ConnectorState())
         common.open_binding(binding, binding_index, state, task, fetch_changes=fetch_changes, fetch_page=fetch_page)
 
@@ -343,10 +343,6 @@ def _export_resource(
         initial_config=ResourceConfig(name=name, interval=EXPORT_INTERVAL),
         schema_inference=True,
     )
-
-
-def _key_properties(key: list[str]) -> dict[str, Any]:
-    return {pointer.lstrip("/"): {"type": "string"} for pointer in key}
 
 
 async def _add_missing_subtasks(
