@@ -138,7 +138,7 @@ def _snapshot_resource(
         all_bindings: Any,
     ) -> None:
         task.sourced_schema(binding_index, {"properties": SNAPSHOT_KEY_PROPERTIES[stream.name]})
-        common.open_binding(binding, binding_index, state, task, fetch_snapshot=fetch)
+        common.open_binding(binding, binding_index, state, task, fetch_snapshot=_binding_errors(stream.name, fetch))
 
     return common.SnapshotResource(
         name=stream.name,
