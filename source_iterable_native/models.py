@@ -298,6 +298,7 @@ class User(BaseDocument, extra="allow"):
     name: ClassVar[str] = "users"
     data_type: ClassVar[str] = "user"
     cursor_field: ClassVar[str] = "profileUpdatedAt"
+    key_field: ClassVar[str]
 
     profileUpdatedAt: AwareDatetime
 

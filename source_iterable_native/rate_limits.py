@@ -94,8 +94,8 @@ class RollingWindowPacer(RateLimiter):
         self.total = 0
         self.waited = 0.0
 
-    @property  # type: ignore[override]
-    def delay(self) -> float:
+    @property
+    def delay(self) -> float:  # type: ignore[override]
         now = self.clock()
         at = max(now, self.blocked_until)
         if self.limit and len(self.sent) == self.limit.requests:

@@ -7,7 +7,7 @@ key that is gone.
 """
 
 from logging import Logger
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator, Callable
 
 import orjson
 import xxhash
@@ -26,7 +26,7 @@ async def fetch_refreshed(
     list_items: Callable[[Logger], AsyncIterator[dict[str, Any]]],
     log: Logger,
     cursor: LogCursor,
-) -> AsyncIterator[RefreshedStream | LogCursor]:
+) -> AsyncGenerator[RefreshedStream | LogCursor, None]:
     before = RefreshCursor.decode(cursor).fingerprints
     after: dict[str, str] = {}
     changed = 0

@@ -320,8 +320,8 @@ def _export_resource(
         capture = ExportCapture(jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval)
         await _add_missing_subtasks(binding, state, streams, lag, task)
         assert isinstance(state.inc, dict)
-        fetch_changes = {}
-        fetch_page = {}
+        fetch_changes: dict[str, Any] = {}
+        fetch_page: dict[str, Any] = {}
         for stream in streams:
             realtime = state.inc[f"realtime.{stream.data_type}"]
             assert realtime and isinstance(realtime.cursor, datetime)
