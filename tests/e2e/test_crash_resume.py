@@ -75,7 +75,7 @@ async def test_sigkill_at_seeded_points_loses_nothing(simulator_factory) -> None
     # A last session, stopped gracefully once every expected record has been committed.
     sessions.append(await rel.run_until_complete(d, binds, state, sessions, expected_documents(sim)))
 
-    report = rel.assert_complete(sim, sessions, binds, sim_start, expected_documents(sim))
+    report = await rel.assert_complete(sim, d, sessions, binds, sim_start, expected_documents(sim))
     report.update(kills=kills, sessions=len(sessions), seconds=round(time.monotonic() - began, 1))
     print(f"\ncrash-and-resume: {report}")
     assert kills["backfill"] >= MIN_BACKFILL_KILLS, f"the backfill ended too early to be killed enough: {kills}"

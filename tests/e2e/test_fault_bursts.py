@@ -54,3 +54,15 @@ async def test_export_faults_in_bursts_lose_nothing(simulator_factory) -> None:
     assert {"429", "503", "drop", "expired_url", "job_failed", "job_requeued"} <= set(injected), injected
     limited = [e for e in sim.request_log if e["status"] == 429 and not e.get("fault")]
     assert not limited, "the connector caused a 429 of its own"
+
+
+@pytest.mark.parametrize("binding", ["campaign_metrics", "experiment_metrics"])
+@pytest.mark.asyncio
+async def test_metrics_response_dropped_mid_body_is_read_again(simulator_factory, binding: str) -> None:
+    sim = await simulator_factory(data=small_data(users=20, events={}))
+    path = "/api/campaigns/metrics" if binding == "campaign_metrics" else "/api/experiments/metrics"
+    sim.faults.schedule(Fault.DROP, path)
+    d = driver(sim)
+    result = await d.capture(await bindings(d, [binding], interval="PT1H"), stop_when=lambda p: p.documents > 0, deadline=30)
+    result.raise_for_error()
+    assert result.stopped_by == "stop_when" and [f["fault"] for f in sim.injected_faults] == ["drop"]

@@ -52,7 +52,7 @@ async def test_soak_under_every_fault(simulator_factory) -> None:
         state = sessions[-1].result.state
         sessions.append(await rel.run_until_complete(d, binds, state, sessions, expected(), deadline=60))
 
-    report = rel.assert_complete(sim, sessions, binds, start, expected())
+    report = await rel.assert_complete(sim, d, sessions, binds, start, expected())
     report["seconds"] = round(time.monotonic() - began, 1)
     print(f"\nsoak: {report}")
     injected = set(report["requests"]["injected"]) | {f["fault"] for f in sim.injected_faults}
