@@ -13,7 +13,7 @@ from .conftest import driver, small_data
 SEED = 7
 EVENTS = {"emailSend": 60, "emailOpen": 30, "customEvent": 15, "purchase": 5}
 EVENT_TYPES = [*EVENTS, "smsSend"]
-LIVE_ROUNDS = 5
+LIVE_ROUNDS = 3
 
 SOAK_FAULTS = dict(
     rate_429=0.03, retry_after_fraction=0.5, rate_5xx=0.03, rate_generic_500=0.02, rate_drop=0.02,
