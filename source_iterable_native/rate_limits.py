@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from logging import Logger
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 from estuary_cdk.http import HeadersAndBodyGenerator, HTTPMixin, RateLimiter, ShouldRetryProtocol, TokenSource
@@ -88,23 +88,42 @@ class RollingWindowPacer(RateLimiter):
         self.limit = limit
         self.clock = clock
         self.sent: deque[float] = deque(maxlen=limit.requests if limit else 1)
+        self.departed: deque[float] = deque(maxlen=limit.requests if limit else 1)
         self.blocked_until = 0.0
         self.consecutive_429s = 0
         self.failed = 0
         self.total = 0
         self.waited = 0.0
 
+    def _window(self) -> float:
+        assert self.limit is not None
+        return self.limit.per.total_seconds() * time_scale() * (1 + SAFETY_MARGIN) + JITTER_MARGIN_S
+
     @property
     def delay(self) -> float:  # type: ignore[override]
         now = self.clock()
         at = max(now, self.blocked_until)
         if self.limit and len(self.sent) == self.limit.requests:
-            window = self.limit.per.total_seconds() * time_scale() * (1 + SAFETY_MARGIN) + JITTER_MARGIN_S
-            at = max(at, self.sent[0] + window)
+            at = max(at, self.sent[0] + self._window())
         if self.limit:
             self.sent.append(at)
         self.waited += at - now
         return at - now
+
+    async def depart(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Wait, right before a request is sent, until the window has room for it.
+
+        Reservations in `delay` assume each request leaves at its slot; one that leaves late (the
+        event loop was busy, say) would crowd the next, and the CDK retries a broken connection
+        without asking `delay` at all. Send times are what Iterable counts, so they are checked."""
+        if not self.limit:
+            return
+        while len(self.departed) == self.limit.requests and (
+            wait := self.departed[0] + self._window() - self.clock()
+        ) > 0:
+            self.waited += wait
+            await sleep(wait)
+        self.departed.append(self.clock())
 
     def update(self, log: Logger, cur_delay: float, failed: bool) -> None:
         self.total += 1
@@ -147,6 +166,10 @@ class PacedSession(HTTPMixin):
         self.token_source = token_source
         self.rate_limiter = pacer
         self.pacer = pacer
+
+    async def _establish_connection_and_get_response(self, log: Logger, *args: Any) -> Any:
+        await self.pacer.depart()
+        return await super()._establish_connection_and_get_response(log, *args)
 
     async def _request_stream(
         self,

@@ -52,6 +52,26 @@ def test_429_backs_off_exponentially_and_success_resets() -> None:
     assert (pacer.failed, pacer.total) == (3, 4)
 
 
+@pytest.mark.asyncio
+async def test_requests_that_leave_late_still_leave_a_window_apart() -> None:
+    clock = Clock()
+    pacer = RollingWindowPacer(RateLimit(1, timedelta(seconds=1)), clock)
+    step = 1 + SAFETY_MARGIN + JITTER_MARGIN_S
+    slots = [pacer.delay for _ in range(3)]
+    assert slots == pytest.approx([0, step, 2 * step])
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.now += seconds
+
+    # The event loop stalled: all three reserved slots have passed when the requests are sent.
+    clock.now += 3 * step
+    for _ in range(3):
+        await pacer.depart(sleep)
+    assert waits == pytest.approx([step, step])
+
+
 def test_server_errors_back_off_by_attempt() -> None:
     clock = Clock()
     pacer = RollingWindowPacer(None, clock)
