@@ -12,6 +12,8 @@ from typing import Any
 
 from flow_driver import CaptureProgress
 from iterable_simulator import DataSpec, Simulator, timefmt
+from source_iterable_native.models import EVENT_TYPES, Advanced
+from source_iterable_native.resources import EXPORT_INTERVAL
 
 from .harness import (
     Scale,
@@ -26,9 +28,10 @@ from .harness import (
 
 DAY = 86_400.0
 HISTORY_DAYS = 30
-WINDOW_SIZE = timedelta(hours=12)
-INTERVAL = timedelta(minutes=5)
-LATE_DATA_LAG = timedelta(hours=1)
+# The connector's defaults.
+WINDOW_SIZE: timedelta = Advanced.model_fields["window_size"].default
+LATE_DATA_LAG: timedelta = Advanced.model_fields["late_data_lag"].default
+INTERVAL = EXPORT_INTERVAL
 STEADY = timedelta(minutes=30)
 STEADY_GRACE = timedelta(minutes=45)
 """How much longer live records of idle types may take to be emitted before the run gives up."""
@@ -189,8 +192,6 @@ async def _run(scale: Scale, sim: Simulator) -> str:
     result.raise_for_error()
     if run.caught_up_at is None or run.cutoff is None:
         raise RuntimeError(f"the backfill did not finish ({result.stopped_by} after {clock.elapsed():.0f} s)")
-
-    from source_iterable_native.models import EVENT_TYPES
 
     data_types = [*EVENT_TYPES, "user"]
     catchup = Traffic.between(sim, opened_at, run.caught_up_at)
