@@ -38,6 +38,7 @@ WINDOW_MAX_GROWTH = 8.0
 WINDOW_FLOOR = timedelta(minutes=1)
 IDLE_POLL_MAX = timedelta(hours=1)
 LOOKBACK_MIN_STEP = timedelta(minutes=5)
+RESTART_POLL_HORIZON = 24
 BACKFILL_DOCS_PER_CHECKPOINT = 20_000
 """A large backfill window is committed in parts of this many documents, each checkpointing the
 window's unchanged start: the documents reach Flow while the window streams, and a restart reads
@@ -90,9 +91,11 @@ def next_realtime_poll(
 
     A type quiet for q at its last poll waits max(interval, q / 2), so waits double while it
     stays quiet. Once that reaches `idle_max` it polls once per `idle_max`, on a grid offset by
-    its own `phase`: idle types spread over the period, and a restart keeps their rhythm."""
+    its own `phase`: idle types spread over the period, and a restart keeps the rhythm of those
+    quiet for longer than RESTART_POLL_HORIZON periods; the others poll at once."""
     if last_poll is None:
-        return now if now - quiet_since < idle_max else next_slot(now, idle_max, phase)
+        # A restart: a type quiet for less than a day may be one that was busy before downtime.
+        return now if now - quiet_since < idle_max * RESTART_POLL_HORIZON else next_slot(now, idle_max, phase)
     wait = max(interval, (last_poll - quiet_since) / 2)
     if wait < idle_max:
         return last_poll + wait

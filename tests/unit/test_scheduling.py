@@ -50,6 +50,7 @@ def test_a_long_idle_type_polls_hourly_at_its_phase() -> None:
 def test_after_a_restart_a_recent_cursor_polls_now_and_an_old_one_waits_for_its_phase() -> None:
     now = datetime(2026, 1, 2, 9, 50, tzinfo=UTC)
     assert poll(now, quiet_since=now - timedelta(minutes=20), last_poll=None) == now
+    assert poll(now, quiet_since=now - timedelta(hours=3), last_poll=None) == now  # downtime, not idleness
     assert poll(now, quiet_since=now - timedelta(days=3), last_poll=None) == datetime(2026, 1, 2, 10, 17, tzinfo=UTC)
 
 
