@@ -27,11 +27,14 @@ ACK = orjson.dumps({"acknowledge": {"checkpoints": 1}}) + b"\n"
 class Dense:
     events: int
     first_doc_s: float
+    job_done_s: float
+    """When Iterable (the simulator) completed the export job, on the same clock."""
     last_doc_s: float
     first_batch: int
     """Documents that arrived with the first one (the CDK writes them out at each checkpoint)."""
     peak_rss_mb: float
     cpu_s: float
+    opened_at: float
 
     @property
     def docs_per_s(self) -> float:
@@ -69,7 +72,11 @@ async def run(scale: Scale, events: int) -> Dense:
             start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )  # fmt: skip
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
-        return await _measure(d, binds, events)
+        result = await _measure(d, binds, events)
+        job = max(sim.jobs.values(), key=lambda j: len(j.records or ()))
+        assert job.ended_at is not None
+        result.job_done_s = job.ended_at - result.opened_at
+        return result
     finally:
         await sim.stop()
         gc.unfreeze()
@@ -78,7 +85,7 @@ async def run(scale: Scale, events: int) -> Dense:
 async def _measure(d, binds, events: int) -> Dense:  # type: ignore[no-untyped-def]
     proc = await d.start_process()
     assert proc.stdin is not None and proc.stdout is not None
-    started = time.monotonic()
+    started, opened_at = time.monotonic(), time.time()
     proc.stdin.write(orjson.dumps(d.open_request(binds, {}, 300)) + b"\n")
     await proc.stdin.drain()
     stderr = asyncio.create_task(_drain(proc.stderr))
@@ -106,7 +113,7 @@ async def _measure(d, binds, events: int) -> Dense:  # type: ignore[no-untyped-d
         proc.terminate()
         await proc.wait()
         stderr.cancel()
-    return Dense(events, first, last, first_batch, peak, cpu)
+    return Dense(events, first, 0.0, last, first_batch, peak, cpu, opened_at)
 
 
 async def _drain(stream: asyncio.StreamReader | None) -> None:
