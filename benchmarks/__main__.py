@@ -36,11 +36,18 @@ async def main(argv: list[str]) -> None:
         rows = []
         for events in (int(n) for n in args.dense.split(",")):
             result = await dense.run(Scale(args.dense_time_scale), events)
-            rows.append([
-                f"{events:,}", result.docs_per_s, result.job_done_s, result.first_doc_s, result.last_doc_s,
-                result.peak_rss_mb,
-                result.cpu_s, events / result.cpu_s,
-            ])
+            rows.append(
+                [
+                    f"{events:,}",
+                    result.docs_per_s,
+                    result.job_done_s,
+                    result.first_doc_s,
+                    result.last_doc_s,
+                    result.peak_rss_mb,
+                    result.cpu_s,
+                    events / result.cpu_s,
+                ]
+            )
         print(table(
             f"3. Dense window: one {dense.DATA_TYPE} export job (wall seconds from the open request; "
             "CPU includes the connector's start-up)",

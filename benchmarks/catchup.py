@@ -69,7 +69,9 @@ class Live:
         self.seq += 1
         email = f"live-{self.seq}@bench.test"
         if data_type == "user":
-            sim.add_user({"email": email, "userId": f"live-{self.seq}", "itblUserId": f"itbl-live-{self.seq}"})
+            sim.add_user(
+                {"email": email, "userId": f"live-{self.seq}", "itblUserId": f"itbl-live-{self.seq}"}
+            )
         else:
             sim.add_event(data_type, {"email": email, "campaignId": 1})
         if timed:
@@ -138,7 +140,9 @@ class Run:
 
 
 def history() -> DataSpec:
-    return DataSpec(events=dict(HISTORY), users=USERS, history_days=HISTORY_DAYS, event_skew=0.5, late_fraction=0.0)
+    return DataSpec(
+        events=dict(HISTORY), users=USERS, history_days=HISTORY_DAYS, event_skew=0.5, late_fraction=0.0
+    )
 
 
 def add_bursts(sim: Simulator) -> None:
@@ -163,8 +167,8 @@ def fixed_window_jobs(sim: Simulator, start: float, cutoff: float, data_types: l
 
 
 def _cursors(sim: Simulator, kind: str) -> list[float]:
-    store = sim.data.users if kind == "users" else sim.data.events[sim._canonical(kind.removeprefix("events:"))]
-    return [s.cursor for s in store]
+    field = "profileUpdatedAt" if kind == "users" else "createdAt"
+    return [timefmt.parse(record[field]) for record in sim.records(kind)]
 
 
 async def run(scale: Scale) -> str:
@@ -180,14 +184,19 @@ async def _run(scale: Scale, sim: Simulator) -> str:
     add_bursts(sim)
     start = datetime.fromtimestamp(math.floor(sim.now() - HISTORY_DAYS * DAY), tz=UTC)
     d = connector(
-        sim, scale, {"late_data_lag": scale.duration(LATE_DATA_LAG)}, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        sim,
+        scale,
+        {"late_data_lag": scale.duration(LATE_DATA_LAG)},
+        start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     binds = await bindings(d, ["events", "users"], scale.duration(INTERVAL))
     run = Run(scale, sim)
     traffic = asyncio.create_task(run.traffic())
     clock = Stopwatch()
     opened_at = sim.now()
-    result = await d.capture(binds, stop_when=run.watch, on_commit=run.live.committed, validate_documents=False)
+    result = await d.capture(
+        binds, stop_when=run.watch, on_commit=run.live.committed, validate_documents=False
+    )
     traffic.cancel()
     result.raise_for_error()
     if run.caught_up_at is None or run.cutoff is None:
@@ -196,7 +205,9 @@ async def _run(scale: Scale, sim: Simulator) -> str:
     data_types = [*EVENT_TYPES, "user"]
     catchup = Traffic.between(sim, opened_at, run.caught_up_at)
     backfill = Traffic.between(sim, opened_at, run.caught_up_at, ending_by=run.cutoff.timestamp())
-    fixed_jobs, fixed_non_empty = fixed_window_jobs(sim, start.timestamp(), run.cutoff.timestamp(), data_types)
+    fixed_jobs, fixed_non_empty = fixed_window_jobs(
+        sim, start.timestamp(), run.cutoff.timestamp(), data_types
+    )
     fixed_requests = 2 * fixed_jobs
     catchup_min = scale.simulated(run.caught_up_at - opened_at) / 60
     sparse = table(

@@ -99,7 +99,9 @@ async def _measure(d, binds, events: int) -> Dense:  # type: ignore[no-untyped-d
             cut = data.rfind(b"\n") + 1
             complete, rest = data[:cut], data[cut:]
             if complete.startswith(b'{"opened"'):
-                acks = bool(orjson.loads(complete.split(b"\n", 1)[0])["opened"].get("explicitAcknowledgements"))
+                acks = bool(
+                    orjson.loads(complete.split(b"\n", 1)[0])["opened"].get("explicitAcknowledgements")
+                )
             if acks:
                 proc.stdin.write(ACK * complete.count(b'{"checkpoint":'))
             count = complete.count(CAPTURED)

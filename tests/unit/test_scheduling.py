@@ -3,7 +3,6 @@
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, AsyncIterator
-from unittest.mock import MagicMock
 
 import orjson
 import pytest
@@ -32,7 +31,10 @@ def poll(now: datetime, quiet_since: datetime, last_poll: datetime | None) -> da
 
 def test_a_busy_type_polls_every_interval() -> None:
     last = T0 + timedelta(minutes=30)
-    assert poll(last + timedelta(minutes=1), quiet_since=last - timedelta(minutes=2), last_poll=last) == last + INTERVAL
+    assert (
+        poll(last + timedelta(minutes=1), quiet_since=last - timedelta(minutes=2), last_poll=last)
+        == last + INTERVAL
+    )
 
 
 def test_a_quiet_type_waits_half_its_quiet_stretch() -> None:
@@ -51,7 +53,9 @@ def test_after_a_restart_a_recent_cursor_polls_now_and_an_old_one_waits_for_its_
     now = datetime(2026, 1, 2, 9, 50, tzinfo=UTC)
     assert poll(now, quiet_since=now - timedelta(minutes=20), last_poll=None) == now
     assert poll(now, quiet_since=now - timedelta(hours=3), last_poll=None) == now  # downtime, not idleness
-    assert poll(now, quiet_since=now - timedelta(days=3), last_poll=None) == datetime(2026, 1, 2, 10, 17, tzinfo=UTC)
+    assert poll(now, quiet_since=now - timedelta(days=3), last_poll=None) == datetime(
+        2026, 1, 2, 10, 17, tzinfo=UTC
+    )
 
 
 def test_slots_lie_on_the_phase_grid() -> None:
@@ -108,7 +112,9 @@ STREAM = ExportedStream("emailOpen", "createdAt", None)
 
 
 @pytest.mark.asyncio
-async def test_a_large_backfill_window_commits_in_parts_at_its_unchanged_start(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_large_backfill_window_commits_in_parts_at_its_unchanged_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(capture_module, "BACKFILL_DOCS_PER_CHECKPOINT", 2000)
     cutoff = T0 + timedelta(days=1)
     jobs = FakeJobs([T0 + timedelta(seconds=i) for i in range(5000)])
@@ -125,7 +131,13 @@ async def test_a_large_backfill_window_commits_in_parts_at_its_unchanged_start(m
 async def test_a_backfill_ending_on_a_part_boundary_still_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(capture_module, "BACKFILL_DOCS_PER_CHECKPOINT", 1000)
     cutoff = T0 + timedelta(days=1)
-    c = ExportCapture(FakeJobs([T0 + timedelta(seconds=i) for i in range(2000)]), "events", timedelta(days=2), HOUR, INTERVAL)  # type: ignore[arg-type]
+    c = ExportCapture(
+        FakeJobs([T0 + timedelta(seconds=i) for i in range(2000)]),
+        "events",
+        timedelta(days=2),
+        HOUR,
+        INTERVAL,
+    )  # type: ignore[arg-type]
     c.track("emailOpen", cutoff)
     items = await collect(c.backfill(STREAM, T0, log, None, cutoff))
     assert items[-1] == datetime_to_page(cutoff)
