@@ -65,6 +65,8 @@ class TypeProgress:
     """Cursor of the newest record read by any pass of this session, once its backfill is done."""
     backfill_newest: datetime | None = None
     last_poll: datetime | None = None
+    behind: bool = False
+    """The last real-time read stopped short of `now` (its window was capped): read on at once."""
 
     def quiet_since(self) -> datetime:
         """Since when, as far as this process knows, the type has had no new records. An empty
@@ -177,7 +179,7 @@ class ExportCapture:
         phase = idle_phase(stream.data_type, idle_max)
         due = next_realtime_poll(now, progress.quiet_since(), progress.last_poll, self.interval, idle_max, phase)
         # The CDK calls again one interval after an empty poll: round to the nearest call.
-        if now - cursor < timedelta(seconds=1) or now < due - self.interval / 2:
+        if now - cursor < timedelta(seconds=1) or (not progress.behind and now < due - self.interval / 2):
             return
         progress.last_poll = now
         empty = True
@@ -192,6 +194,7 @@ class ExportCapture:
                 else:
                     yield item
                     progress.realtime_cursor = item
+                    progress.behind = item < now
         except ExportStopped:
             return
 

@@ -178,3 +178,18 @@ async def test_a_type_its_backfill_found_empty_polls_at_its_idle_phase() -> None
     now = slot
     await collect(c.realtime(STREAM, log, cutoff))
     assert [w.end for w in jobs.windows] == [slot]
+
+
+@pytest.mark.asyncio
+async def test_a_realtime_pass_behind_by_more_than_a_window_reads_on_at_once() -> None:
+    now = T0 + timedelta(days=3)
+    cursor = now - timedelta(hours=20)
+    jobs = FakeJobs([])
+    c = ExportCapture(jobs, "events", timedelta(hours=8), HOUR, INTERVAL, clock=lambda: now)  # type: ignore[arg-type]
+    c.track("emailOpen", cursor)
+    while cursor < now:
+        items = await collect(c.realtime(STREAM, log, cursor))
+        if not items:
+            break
+        cursor = items[-1]
+    assert [w.end - w.start for w in jobs.windows] == [timedelta(hours=8), timedelta(hours=12)]
