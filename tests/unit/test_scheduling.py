@@ -104,6 +104,20 @@ class FakeJobs:
             yield ExportLines(window, "f", i + 1, lines[i : i + 1000])
 
 
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def emailopen_capture(jobs: FakeJobs, window: timedelta, clock: Clock, cursor: datetime) -> ExportCapture:
+    c = ExportCapture(jobs, "events", window, HOUR, INTERVAL, clock=clock)  # type: ignore[arg-type]
+    c.track("emailOpen", cursor)
+    return c
+
+
 async def collect(gen: AsyncIterator[Any]) -> list[Any]:
     return [item async for item in gen]
 
@@ -118,8 +132,7 @@ async def test_a_large_backfill_window_commits_in_parts_at_its_unchanged_start(
     monkeypatch.setattr(capture_module, "BACKFILL_DOCS_PER_CHECKPOINT", 2000)
     cutoff = T0 + timedelta(days=1)
     jobs = FakeJobs([T0 + timedelta(seconds=i) for i in range(5000)])
-    c = ExportCapture(jobs, "events", timedelta(days=2), HOUR, INTERVAL)  # type: ignore[arg-type]
-    c.track("emailOpen", cutoff)
+    c = emailopen_capture(jobs, timedelta(days=2), Clock(cutoff), cutoff)
     items = await collect(c.backfill(STREAM, T0, log, None, cutoff))
     pages = [(n, item) for n, item in enumerate(items) if isinstance(item, int)]
     assert pages == [(2000, datetime_to_page(T0)), (4001, datetime_to_page(T0))]
@@ -131,14 +144,9 @@ async def test_a_large_backfill_window_commits_in_parts_at_its_unchanged_start(
 async def test_a_backfill_ending_on_a_part_boundary_still_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(capture_module, "BACKFILL_DOCS_PER_CHECKPOINT", 1000)
     cutoff = T0 + timedelta(days=1)
-    c = ExportCapture(
-        FakeJobs([T0 + timedelta(seconds=i) for i in range(2000)]),
-        "events",
-        timedelta(days=2),
-        HOUR,
-        INTERVAL,
-    )  # type: ignore[arg-type]
-    c.track("emailOpen", cutoff)
+    c = emailopen_capture(
+        FakeJobs([T0 + timedelta(seconds=i) for i in range(2000)]), timedelta(days=2), Clock(cutoff), cutoff
+    )
     items = await collect(c.backfill(STREAM, T0, log, None, cutoff))
     assert items[-1] == datetime_to_page(cutoff)
     assert await collect(c.backfill(STREAM, T0, log, datetime_to_page(cutoff), cutoff)) == []
@@ -146,50 +154,43 @@ async def test_a_backfill_ending_on_a_part_boundary_still_finishes(monkeypatch: 
 
 @pytest.mark.asyncio
 async def test_an_empty_realtime_read_leaves_the_cursor() -> None:
-    now = T0 + timedelta(days=3)
-    cursor = now - timedelta(minutes=10)
+    clock = Clock(T0 + timedelta(days=3))
+    cursor = clock.now - timedelta(minutes=10)
     jobs = FakeJobs([])
-    c = ExportCapture(jobs, "events", timedelta(days=2), HOUR, INTERVAL, clock=lambda: now)  # type: ignore[arg-type]
-    c.track("emailOpen", cursor)
+    c = emailopen_capture(jobs, timedelta(days=2), clock, cursor)
     assert await collect(c.realtime(STREAM, log, cursor)) == []
     assert len(jobs.windows) == 1 and c.progress["emailOpen"].realtime_cursor == cursor
 
-    jobs.records.append(now - timedelta(minutes=1))
-    now += INTERVAL
+    jobs.records.append(clock.now - timedelta(minutes=1))
+    clock.now += INTERVAL
     items = await collect(c.realtime(STREAM, log, cursor))
     assert [type(i) for i in items] == [dict, datetime]
-    assert c.progress["emailOpen"].realtime_cursor == items[-1] == now
+    assert c.progress["emailOpen"].realtime_cursor == items[-1] == clock.now
 
 
 @pytest.mark.asyncio
 async def test_a_type_its_backfill_found_empty_polls_at_its_idle_phase() -> None:
-    phase = idle_phase("emailOpen", HOUR)
-    slot = next_slot(T0 + timedelta(days=30), HOUR, phase)
-    now = slot - timedelta(minutes=20)
+    slot = next_slot(T0 + timedelta(days=30), HOUR, idle_phase("emailOpen", HOUR))
+    clock = Clock(slot - timedelta(minutes=20))
+    cutoff = clock.now - timedelta(minutes=10)
     jobs = FakeJobs([])
-    c = ExportCapture(jobs, "events", timedelta(days=40), HOUR, INTERVAL, clock=lambda: now)  # type: ignore[arg-type]
-    cutoff = now - timedelta(minutes=10)
-    c.track("emailOpen", cutoff)
+    c = emailopen_capture(jobs, timedelta(days=40), clock, cutoff)
     c.progress["emailOpen"].last_poll = cutoff
     await collect(c.backfill(STREAM, cutoff - timedelta(days=30), log, None, cutoff))
     jobs.windows.clear()
     await collect(c.realtime(STREAM, log, cutoff))
     assert jobs.windows == [], "an idle type polled before its slot"
-    now = slot
+    clock.now = slot
     await collect(c.realtime(STREAM, log, cutoff))
     assert [w.end for w in jobs.windows] == [slot]
 
 
 @pytest.mark.asyncio
 async def test_a_realtime_pass_behind_by_more_than_a_window_reads_on_at_once() -> None:
-    now = T0 + timedelta(days=3)
-    cursor = now - timedelta(hours=20)
+    clock = Clock(T0 + timedelta(days=3))
+    cursor = clock.now - timedelta(hours=20)
     jobs = FakeJobs([])
-    c = ExportCapture(jobs, "events", timedelta(hours=8), HOUR, INTERVAL, clock=lambda: now)  # type: ignore[arg-type]
-    c.track("emailOpen", cursor)
-    while cursor < now:
-        items = await collect(c.realtime(STREAM, log, cursor))
-        if not items:
-            break
+    c = emailopen_capture(jobs, timedelta(hours=8), clock, cursor)
+    while items := await collect(c.realtime(STREAM, log, cursor)):
         cursor = items[-1]
     assert [w.end - w.start for w in jobs.windows] == [timedelta(hours=8), timedelta(hours=12)]
