@@ -21,7 +21,7 @@ $(VENV)/.installed: $(POETRY) pyproject.toml poetry.lock
 setup: $(VENV)/.installed
 
 preview: setup
-	$(VENV)/bin/python -m flow_driver preview $(ARGS)
+	$(VENV)/bin/python -m flow_driver preview --include-disabled $(ARGS)
 
 test: setup
 	$(VENV)/bin/pytest -q $(ARGS); rc=$$?; \

@@ -391,25 +391,7 @@ async def _experiment_metrics(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     experiment_ids, campaign_ids = _ids(request.query, "experimentId"), _ids(request.query, "campaignId")
     start, end = _metrics_window(request.query)
-    rows = sim.campaign_metrics_rows(start, end)
-    columns = ["Total Email Sends", "Unique Email Opens", "Unique Email Clicks", "Revenue"]
-    table = []
-    for exp in sim.data.experiments:
-        if (
-            (experiment_ids or campaign_ids)
-            and exp["id"] not in experiment_ids
-            and exp["campaignId"] not in campaign_ids
-        ):
-            continue
-        metrics = rows.get(exp["campaignId"], {})
-        for n, variant in enumerate(exp["variants"]):
-            share = 0.5 if n == 0 else 0.5
-            cells = [str(int(float(metrics.get(c, "0")) * share)) if c != "Revenue"
-                     else str(round(float(metrics.get(c, "0")) * share, 2)) for c in columns]  # fmt: skip
-            table.append(
-                [str(exp["id"]), str(exp["campaignId"]), str(variant["templateId"]), variant["name"], *cells]
-            )
-    header = ["experimentId", "campaignId", "templateId", "variantName", *columns]
+    header, table = sim.experiment_metrics_table(experiment_ids, campaign_ids, start, end)
     return r.csv_response(_csv(header, table))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import random
 import secrets
 from dataclasses import dataclass
@@ -134,6 +135,12 @@ class Simulator:
                 ]
             case "campaigns":
                 return list(ds.campaigns.values())
+            case "catalogs":
+                return [{"name": name} for name in ds.catalogs]
+            case "catalog_items":
+                return [item for items in ds.catalogs.values() for item in items]
+            case "user_fields":
+                return [{"name": name, "type": kind} for name, kind in ds.user_fields.items()]
             case "users":
                 return [s.data for s in ds.users]
             case "list_users":
@@ -175,6 +182,26 @@ class Simulator:
             for cid, activity in self.data.activity.items()
         }
 
+    def experiment_metrics_table(
+        self, experiment_ids: list[int], campaign_ids: list[int], start: float | None = None, end: float | None = None
+    ) -> tuple[list[str], list[list[str]]]:
+        """The experiments/metrics CSV: header and rows, one row per variant of each selected
+        experiment (all of them when no ids are given)."""
+        rows = self.campaign_metrics_rows(start, end)
+        columns = ["Total Email Sends", "Unique Email Opens", "Unique Email Clicks", "Revenue"]
+        table = []
+        for exp in self.data.experiments:
+            if (experiment_ids or campaign_ids) and exp["id"] not in experiment_ids and exp["campaignId"] not in campaign_ids:
+                continue
+            metrics = rows.get(exp["campaignId"], {})
+            for variant in exp["variants"]:
+                cells = [str(int(float(metrics.get(c, "0")) * 0.5)) if c != "Revenue"
+                         else str(round(float(metrics.get(c, "0")) * 0.5, 2)) for c in columns]  # fmt: skip
+                table.append(
+                    [str(exp["id"]), str(exp["campaignId"]), str(variant["templateId"]), variant["name"], *cells]
+                )
+        return ["experimentId", "campaignId", "templateId", "variantName", *columns], table
+
     # -- mutations ---------------------------------------------------------------------------------
     def add_event(self, data_type: str, record: dict[str, Any], visible_after_s: float = 0) -> dict[str, Any]:
         """Add an event; its cursor is its `createdAt` (set to now if absent)."""
@@ -211,7 +238,7 @@ class Simulator:
         ds = self.data
         self._settle()
         match kind:
-            case "channels" | "message_types" | "lists":
+            case "channels" | "message_types" | "lists" | "journeys" | "snippets":
                 items = getattr(ds, kind)
                 items[:] = [r for r in items if r["id"] != id]
                 if kind == "lists":
@@ -224,8 +251,27 @@ class Simulator:
             case "campaigns":
                 ds.campaigns.pop(id, None)
                 ds.activity.pop(id, None)
+            case "catalogs":
+                ds.catalogs.pop(id, None)
+            case "catalog_items":
+                catalog, item_id = id
+                ds.catalogs[catalog][:] = [i for i in ds.catalogs[catalog] if i["itemId"] != item_id]
             case _:
                 raise ValueError(f"cannot remove from {kind!r}")
+
+    def update_record(self, kind: str, id: Any, **fields: Any) -> dict[str, Any]:
+        """Set fields of a journey or snippet (found by id), as an edit in Iterable's UI would."""
+        record = next(r for r in getattr(self.data, kind) if r["id"] == id)
+        record.update(fields)
+        return record
+
+    def put_catalog_item(self, catalog: str, item_id: str, value: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace a catalog item; its `lastModified` becomes now."""
+        items = self.data.catalogs[catalog]
+        item = {"catalogName": catalog, "itemId": item_id, "lastModified": timefmt.iso_str(self._settle()),
+                "size": len(json.dumps(value)), "value": value}  # fmt: skip
+        items[:] = [i for i in items if i["itemId"] != item_id] + [item]
+        return item
 
     def update_campaign(self, campaign_id: int, **fields: Any) -> dict[str, Any]:
         """Set campaign fields; `updatedAt` moves only if the caller passes it. None deletes a field."""

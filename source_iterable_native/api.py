@@ -1,14 +1,16 @@
 """Fetch functions for Iterable's JSON endpoints: pure async functions yielding documents."""
 
 from logging import Logger
-from typing import Any, AsyncGenerator
+from typing import Any, AsyncGenerator, TypeVar
 
 from estuary_cdk.http import HTTPSession
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
-from .models import SnapshotStream, Template
+from .models import Catalog, Journey, SnapshotStream, Template, UserField
 
 TEMPLATES_PAGE_SIZE = 1000
+
+S = TypeVar("S", bound=SnapshotStream)
 
 
 def api_url(origin: str, path: str) -> str:
@@ -19,6 +21,14 @@ class _Envelope(BaseModel, extra="allow"):
     """Iterable wraps every listing in an object; the items sit under a stream-specific key."""
 
     nextPageUrl: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def unwrap_success(cls, data: Any) -> Any:
+        """Catalog listings arrive wrapped as `{msg, code: "Success", params: {...}}`."""
+        if isinstance(data, dict) and "code" in data and isinstance(data.get("params"), dict):
+            return data["params"]
+        return data
 
     def items(self, key: str) -> list[dict[str, Any]]:
         extra = self.model_extra or {}
@@ -38,39 +48,79 @@ async def _get_envelope(
 
 
 async def snapshot_resource(
-    http: HTTPSession, origin: str, stream: type[SnapshotStream], log: Logger
-) -> AsyncGenerator[SnapshotStream, None]:
+    http: HTTPSession, origin: str, stream: type[S], log: Logger
+) -> AsyncGenerator[S, None]:
     """Every item of an unpaged listing such as `GET /api/channels`."""
-    envelope = await _get_envelope(http, log, api_url(origin, stream.path))
-    for item in envelope.items(stream.items_key):
+    async for item in list_unpaged(http, origin, stream.path, stream.items_key, log):
         yield stream.model_validate(item)
+
+
+async def pages(
+    http: HTTPSession,
+    log: Logger,
+    url: str,
+    params: dict[str, Any],
+    items_key: str,
+    page_size: int,
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """The items of a `page`/`pageSize` listing, one page at a time, until Iterable stops
+    offering a `nextPageUrl` (the unpaged form of these listings is deprecated)."""
+    page = 1
+    while True:
+        envelope = await _get_envelope(http, log, url, {**params, "page": page, "pageSize": page_size})
+        items = envelope.items(items_key)
+        yield items
+        if not envelope.nextPageUrl or len(items) < page_size:
+            return
+        page += 1
 
 
 async def snapshot_templates(
     http: HTTPSession, origin: str, log: Logger
 ) -> AsyncGenerator[Template, None]:
-    """Every template of every type and medium, paged explicitly (unpaged listing is deprecated)."""
+    """Every template of every type and medium; the listing filters by both."""
     for template_type in Template.TEMPLATE_TYPES:
         for medium in Template.MESSAGE_MEDIUMS:
-            page = 1
-            while True:
-                envelope = await _get_envelope(
-                    http,
-                    log,
-                    api_url(origin, Template.path),
-                    {
-                        "templateType": template_type,
-                        "messageMedium": medium,
-                        "page": page,
-                        "pageSize": TEMPLATES_PAGE_SIZE,
-                        "sort": "+id",
-                    },
-                )
-                items = envelope.items(Template.items_key)
+            params = {"templateType": template_type, "messageMedium": medium, "sort": "+id"}
+            url = api_url(origin, Template.path)
+            async for items in pages(http, log, url, params, Template.items_key, TEMPLATES_PAGE_SIZE):
                 for item in items:
                     item.setdefault("templateType", template_type)
                     item.setdefault("messageMedium", medium)
                     yield Template.model_validate(item)
-                if not envelope.nextPageUrl or len(items) < TEMPLATES_PAGE_SIZE:
-                    break
-                page += 1
+
+
+async def list_journeys(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+    """Every journey: the default listing, then the archived ones it leaves out."""
+    url = api_url(origin, Journey.path)
+    for state in Journey.STATE_FILTERS:
+        params = {"sort": "+id", **({"state": state} if state else {})}
+        async for items in pages(http, log, url, params, Journey.items_key, Journey.PAGE_SIZE):
+            for item in items:
+                yield item
+
+
+async def list_catalogs(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+    url = api_url(origin, Catalog.path)
+    async for items in pages(http, log, url, {}, Catalog.items_key, Catalog.PAGE_SIZE):
+        for item in items:
+            yield item
+
+
+async def list_user_fields(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+    """One item per user profile field: Iterable answers with a map of field name to type."""
+    envelope = await _get_envelope(http, log, api_url(origin, UserField.path))
+    fields = (envelope.model_extra or {}).get(UserField.items_key)
+    if not isinstance(fields, dict):
+        raise RuntimeError(f"Iterable's {UserField.path} response has no '{UserField.items_key}' map")
+    for name, field_type in fields.items():
+        yield {"name": name, "type": field_type}
+
+
+async def list_unpaged(
+    http: HTTPSession, origin: str, path: str, items_key: str, log: Logger
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Every item of an unpaged listing such as `GET /api/snippets`, as Iterable sent it."""
+    envelope = await _get_envelope(http, log, api_url(origin, path))
+    for item in envelope.items(items_key):
+        yield item

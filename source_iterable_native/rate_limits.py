@@ -33,6 +33,8 @@ def time_scale() -> float:
 class Bucket(StrEnum):
     DEFAULT = "default"
     CAMPAIGN_METRICS = "campaign_metrics"
+    EXPERIMENT_METRICS = "experiment_metrics"
+    CATALOGS = "catalogs"
     LIST_USERS = "list_users"
     USER_FIELDS = "user_fields"
     EXPORT = "export"
@@ -49,6 +51,10 @@ class RateLimit:
 LIMITS: dict[Bucket, RateLimit | None] = {
     Bucket.DEFAULT: RateLimit(100, timedelta(seconds=1)),
     Bucket.CAMPAIGN_METRICS: RateLimit(10, timedelta(minutes=1)),
+    # Iterable states no limit for experiment metrics; they get the same caution as campaign metrics.
+    Bucket.EXPERIMENT_METRICS: RateLimit(10, timedelta(minutes=1)),
+    # Per API key rather than per project.
+    Bucket.CATALOGS: RateLimit(100, timedelta(seconds=1)),
     Bucket.LIST_USERS: RateLimit(5, timedelta(minutes=1)),
     Bucket.USER_FIELDS: RateLimit(3, timedelta(seconds=1)),
     # Shared by export/start and export/{jobId}/files across the whole organisation.
@@ -90,8 +96,8 @@ class RollingWindowPacer(RateLimiter):
         self.total = 0
         self.waited = 0.0
 
-    @property  # type: ignore[override]
-    def delay(self) -> float:
+    @property
+    def delay(self) -> float:  # type: ignore[override]
         now = self.clock()
         at = max(now, self.blocked_until)
         if self.limit and len(self.sent) == self.limit.requests:

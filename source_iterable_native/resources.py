@@ -9,10 +9,24 @@ from estuary_cdk.capture import Task, common
 from estuary_cdk.flow import CaptureBinding, ValidationError
 from estuary_cdk.http import HTTPError
 
-from . import api
+from . import api, campaigns, catalogs, list_members, refresh
 from .export import ExportCapture, ExportJobs
 from .models import (
     SNAPSHOT_STREAMS,
+    REFRESHED_STREAMS,
+    Campaign,
+    Catalog,
+    CatalogItem,
+    CampaignMetrics,
+    CampaignsCursor,
+    ExperimentMetrics,
+    Journey,
+    ListMember,
+    MetricsRow,
+    RefreshCursor,
+    RefreshedStream,
+    Snippet,
+    UserField,
     ConnectorState,
     EndpointConfig,
     Event,
@@ -28,6 +42,9 @@ from .records import ExportedStream
 
 SNAPSHOT_INTERVAL = timedelta(minutes=5)
 EXPORT_INTERVAL = timedelta(minutes=5)
+CAMPAIGNS_INTERVAL = timedelta(minutes=5)
+METRICS_INTERVAL = timedelta(hours=1)
+"""Each metrics pass spends one request per 80 running or recently ended campaigns, of 10 a minute."""
 
 SNAPSHOT_KEY_PROPERTIES: dict[str, dict[str, Any]] = {
     "channels": {"id": {"type": "integer"}},
@@ -87,6 +104,12 @@ def all_resources(
             config, jobs, now, Event.name, [f"/{f}" for f in ("_estuary_id", "eventType")], Event,
             [ExportedStream(t, Event.cursor_field, None) for t in enabled_event_types(config)],
         ),
+        _campaigns_resource(http, origin),
+        _metrics_resource(CampaignMetrics, Bucket.CAMPAIGN_METRICS, http, origin, config, now),
+        _metrics_resource(ExperimentMetrics, Bucket.EXPERIMENT_METRICS, http, origin, config, now),
+        _list_users_resource(http, origin, config, now),
+        *(_refreshed_resource(stream, http, origin) for stream in REFRESHED_STREAMS),
+        _catalog_items_resource(http, origin),
         _export_resource(
             config, jobs, now, User.name, [f"/{users.key_field}"], users,
             [ExportedStream(User.data_type, User.cursor_field, users.key_field)],
@@ -115,13 +138,149 @@ def _snapshot_resource(
         all_bindings: Any,
     ) -> None:
         task.sourced_schema(binding_index, {"properties": SNAPSHOT_KEY_PROPERTIES[stream.name]})
-        common.open_binding(binding, binding_index, state, task, fetch_snapshot=fetch)
+        common.open_binding(binding, binding_index, state, task, fetch_snapshot=_binding_errors(stream.name, fetch))
 
     return common.SnapshotResource(
         name=stream.name,
         open=open,
         initial_config=ResourceConfig(name=stream.name, interval=SNAPSHOT_INTERVAL),
     )
+
+
+FetchFactory = Callable[[Task], Callable[..., AsyncGenerator[Any, None]]]
+"""Builds a fetch function once the task (and so its stop signal) is known."""
+
+
+def _resource(
+    name: str,
+    model: type[common.BaseDocument],
+    key: list[str],
+    initial_state: common.ResourceState,
+    initial_config: ResourceConfig,
+    fetch_changes: FetchFactory | None = None,
+    fetch_page: FetchFactory | None = None,
+    disable: bool = False,
+) -> common.Resource:
+    """A binding with one incremental and/or one backfill task, keyed by the model's own fields."""
+
+    def open(
+        binding: CaptureBinding[ResourceConfig],
+        binding_index: int,
+        state: common.ResourceState,
+        task: Task,
+        all_bindings: Any,
+    ) -> None:
+        task.sourced_schema(binding_index, {"properties": _key_schemas(model, key)})
+        common.open_binding(
+            binding, binding_index, state, task,
+            fetch_changes=_binding_errors(name, fetch_changes(task)) if fetch_changes else None,
+            fetch_page=_binding_errors(name, fetch_page(task)) if fetch_page else None,
+        )  # fmt: skip
+
+    return common.Resource(
+        name=name,
+        key=key,
+        model=model,
+        open=open,
+        initial_state=initial_state,
+        initial_config=initial_config,
+        schema_inference=True,
+        disable=disable,
+    )
+
+
+def _key_schemas(model: type[common.BaseDocument], key: list[str]) -> dict[str, Any]:
+    properties = model.model_json_schema(by_alias=True)["properties"]
+    return {pointer.lstrip("/"): {"type": properties[pointer.lstrip("/")]["type"]} for pointer in key}
+
+
+def _binding_errors(name: str, fetch: Callable[..., AsyncGenerator[Any, None]]) -> Callable[..., AsyncGenerator[Any, None]]:
+    """The fetch function, with Iterable's refusals of the API key turned into an error that names
+    the binding and what to do about it."""
+
+    @functools.wraps(fetch)
+    async def fetch_with_binding_errors(*args: Any) -> AsyncGenerator[Any, None]:
+        try:
+            async for item in fetch(*args):
+                yield item
+        except HTTPError as err:
+            if err.code not in (401, 403):
+                raise
+            raise RuntimeError(
+                f"{name}: Iterable refused the API key (HTTP {err.code}: {_iterable_message(err)}). "
+                f"This binding needs a server-side key that may read this endpoint; use such a key, "
+                f"or disable the {name} binding."
+            ) from err
+
+    return fetch_with_binding_errors
+
+
+def _campaigns_resource(http: IterableHTTP, origin: str) -> common.Resource:
+    fetch = functools.partial(campaigns.fetch_campaigns, http[Bucket.DEFAULT], origin)
+    return _resource(
+        Campaign.name, Campaign, Campaign.key,
+        common.ResourceState(inc=common.ResourceState.Incremental(cursor=CampaignsCursor().encode())),
+        ResourceConfig(name=Campaign.name, interval=CAMPAIGNS_INTERVAL),
+        fetch_changes=lambda task: fetch,
+    )  # fmt: skip
+
+
+def _metrics_resource(
+    metrics: type[MetricsRow], bucket: Bucket, http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime
+) -> common.Resource:
+    sessions = (http[bucket], http[Bucket.DEFAULT], origin)
+    lookback = config.advanced.campaign_metrics_lookback
+    return _resource(
+        metrics.name, metrics, metrics.key,
+        common.ResourceState(
+            inc=common.ResourceState.Incremental(cursor=now),
+            backfill=common.ResourceState.Backfill(cutoff=now, next_page=None),
+        ),
+        ResourceConfig(name=metrics.name, interval=METRICS_INTERVAL),
+        fetch_changes=lambda task: functools.partial(
+            campaigns.fetch_metrics, metrics, *sessions, lookback, task.stopping.event
+        ),
+        fetch_page=lambda task: functools.partial(campaigns.backfill_metrics, metrics, *sessions),
+    )  # fmt: skip
+
+
+def _list_users_resource(http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime) -> common.Resource:
+    return _resource(
+        ListMember.name, ListMember, ListMember.key,
+        common.ResourceState(backfill=common.ResourceState.Backfill(cutoff=now, next_page=None)),
+        ResourceConfig(name=ListMember.name, interval=timedelta(), schedule=ListMember.SCHEDULE),
+        fetch_page=lambda task: functools.partial(
+            list_members.fetch_list_members, http[Bucket.LIST_USERS], http[Bucket.DEFAULT], origin,
+            config.advanced.list_users_timeout, task.stopping.event,
+        ),
+        disable=True,
+    )  # fmt: skip
+
+
+def _refreshed_resource(stream: type[RefreshedStream], http: IterableHTTP, origin: str) -> common.Resource:
+    listings: dict[type[RefreshedStream], Callable[[Logger], AsyncGenerator[dict[str, Any], None]]] = {
+        Journey: functools.partial(api.list_journeys, http[Bucket.DEFAULT], origin),
+        Snippet: functools.partial(api.list_unpaged, http[Bucket.DEFAULT], origin, Snippet.path, Snippet.items_key),
+        UserField: functools.partial(api.list_user_fields, http[Bucket.USER_FIELDS], origin),
+        Catalog: functools.partial(api.list_catalogs, http[Bucket.CATALOGS], origin),
+    }
+    fetch = functools.partial(refresh.fetch_refreshed, stream, listings[stream])
+    return _resource(
+        stream.name, stream, [f"/{stream.key_field}"],
+        common.ResourceState(inc=common.ResourceState.Incremental(cursor=RefreshCursor().encode())),
+        ResourceConfig(name=stream.name, interval=SNAPSHOT_INTERVAL),
+        fetch_changes=lambda task: fetch,
+    )  # fmt: skip
+
+
+def _catalog_items_resource(http: IterableHTTP, origin: str) -> common.Resource:
+    items = catalogs.CatalogItems(http[Bucket.CATALOGS], origin)
+    return _resource(
+        CatalogItem.name, CatalogItem, CatalogItem.key,
+        common.ResourceState(inc=common.ResourceState.Incremental(cursor=datetime.fromtimestamp(0, tz=UTC))),
+        ResourceConfig(name=CatalogItem.name, interval=SNAPSHOT_INTERVAL),
+        fetch_changes=lambda task: items.fetch_changes,
+    )  # fmt: skip
 
 
 def _export_subtasks(
@@ -161,8 +320,8 @@ def _export_resource(
         capture = ExportCapture(jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval)
         await _add_missing_subtasks(binding, state, streams, lag, task)
         assert isinstance(state.inc, dict)
-        fetch_changes = {}
-        fetch_page = {}
+        fetch_changes: dict[str, Any] = {}
+        fetch_page: dict[str, Any] = {}
         for stream in streams:
             realtime = state.inc[f"realtime.{stream.data_type}"]
             assert realtime and isinstance(realtime.cursor, datetime)
@@ -171,7 +330,7 @@ def _export_resource(
             if lag:
                 fetch_changes[f"lookback.{stream.data_type}"] = functools.partial(capture.lookback, stream)
             fetch_page[stream.data_type] = functools.partial(capture.backfill, stream, start)
-        task.sourced_schema(binding_index, {"properties": _key_properties(key)})
+        task.sourced_schema(binding_index, {"properties": _key_schemas(model, key)})
         await task.checkpoint(ConnectorState())
         common.open_binding(binding, binding_index, state, task, fetch_changes=fetch_changes, fetch_page=fetch_page)
 
@@ -184,10 +343,6 @@ def _export_resource(
         initial_config=ResourceConfig(name=name, interval=EXPORT_INTERVAL),
         schema_inference=True,
     )
-
-
-def _key_properties(key: list[str]) -> dict[str, Any]:
-    return {pointer.lstrip("/"): {"type": "string"} for pointer in key}
 
 
 async def _add_missing_subtasks(

@@ -1,0 +1,153 @@
+"""Campaigns and their metrics: `GET /api/campaigns`, and the CSVs of campaign and experiment metrics."""
+
+import asyncio
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+from logging import Logger
+from typing import Any, AsyncGenerator, TypeVar
+
+from estuary_cdk.capture.common import LogCursor, PageCursor
+from estuary_cdk.http import HTTPSession
+from estuary_cdk.incremental_csv_processor import IncrementalCSVProcessor
+
+from .api import api_url, pages
+from .models import Campaign, CampaignsCursor, MetricsRow
+from .refresh import content_fingerprint
+
+CAMPAIGNS_PAGE_SIZE = 1000
+M = TypeVar("M", bound=MetricsRow)
+
+METRICS_SINCE = "1970-01-01"
+"""Metrics are lifetime totals; the endpoint's own default start is an arbitrary 2018 date."""
+
+
+async def list_campaigns(
+    http: HTTPSession, origin: str, log: Logger, sort: str
+) -> AsyncGenerator[tuple[Campaign, dict[str, Any]], None]:
+    """Every campaign, with the raw object it was read from."""
+    url = api_url(origin, Campaign.path)
+    async for items in pages(http, log, url, {"sort": sort}, Campaign.items_key, CAMPAIGNS_PAGE_SIZE):
+        for item in items:
+            yield Campaign.model_validate(item), item
+
+
+async def fetch_campaigns(
+    http: HTTPSession, origin: str, log: Logger, cursor: LogCursor
+) -> AsyncGenerator[Campaign | LogCursor, None]:
+    """Campaigns whose `updatedAt` moved past the cursor, and watched campaigns whose content
+    changed without `updatedAt` moving (a state change or an `endedAt`).
+
+    Walks the listing newest-updated first and stops once past the cursor with every watched
+    campaign seen. The first pass, from an empty cursor, emits every campaign.
+    """
+    position = CampaignsCursor.decode(cursor)
+    unseen = set(position.watching)
+    watching: dict[int, str] = {}
+    newest = position.updated_at
+    emitted = 0
+    async with aclosing(list_campaigns(http, origin, log, "-updatedAt")) as listing:
+        async for campaign, item in listing:
+            if not unseen and campaign.updatedAt <= position.updated_at:
+                break
+            unseen.discard(campaign.id)
+            fingerprint = content_fingerprint(item)
+            moved = campaign.updatedAt > position.updated_at
+            if moved or position.watching.get(campaign.id, fingerprint) != fingerprint:
+                yield campaign
+                emitted += 1
+            if campaign.campaignState not in Campaign.ENDED:
+                watching[campaign.id] = fingerprint
+            newest = max(newest, campaign.updatedAt)
+
+    after = CampaignsCursor(updated_at=newest, watching=watching)
+    if emitted or after != position:
+        log.info("campaigns changed", {"emitted": emitted, "watching": len(watching), "updated_at": newest})
+        yield after.encode()
+
+
+def metrics_due(campaigns: list[Campaign], ended_since: datetime) -> list[int]:
+    """Ids of the launched campaigns whose metrics may have moved: running ones, and ended ones
+    that ended at or after `ended_since`. A state Iterable adds later counts as running until the
+    campaign carries an `endedAt`."""
+    since_ms = int(ended_since.timestamp() * 1000)
+    due = []
+    for campaign in campaigns:
+        if campaign.campaignState in Campaign.RUNNING:
+            due.append(campaign.id)
+        elif campaign.endedAt is None:
+            if campaign.campaignState not in Campaign.ENDED:
+                due.append(campaign.id)
+        elif campaign.endedAt >= since_ms:
+            due.append(campaign.id)
+    return due
+
+
+async def launched_campaigns(
+    http: HTTPSession, origin: str, log: Logger, medium: str | None = None
+) -> list[Campaign]:
+    """Campaigns that have sent (or are sending), in id order, of one message medium if given."""
+    return [
+        campaign
+        async for campaign, _ in list_campaigns(http, origin, log, "+id")
+        if campaign.campaignState not in Campaign.NOT_LAUNCHED and medium in (None, campaign.messageMedium)
+    ]
+
+
+async def read_metrics(
+    http: HTTPSession, origin: str, metrics: type[M], log: Logger, campaign_ids: list[int]
+) -> AsyncGenerator[M, None]:
+    """Lifetime metrics of a batch of campaigns, in one request; campaigns without metrics have no row."""
+    assert len(campaign_ids) <= metrics.BATCH
+    url = api_url(origin, metrics.path)
+    params = {"campaignId": campaign_ids, "startDateTime": METRICS_SINCE}
+    _, body = await http.request_stream(log, url, params=params)
+    async for row in IncrementalCSVProcessor(body(), metrics):
+        yield row
+
+
+async def backfill_metrics(
+    metrics: type[M],
+    metrics_http: HTTPSession,
+    campaigns_http: HTTPSession,
+    origin: str,
+    log: Logger,
+    page: PageCursor,
+    cutoff: LogCursor,
+) -> AsyncGenerator[M | PageCursor, None]:
+    """Metrics of every launched campaign, one batch per call; the page is the last campaign id read."""
+    after = page if isinstance(page, int) else 0
+    launched = await launched_campaigns(campaigns_http, origin, log, metrics.medium)
+    batch = [c.id for c in launched if c.id > after][: metrics.BATCH]
+    if not batch:
+        return
+    async for row in read_metrics(metrics_http, origin, metrics, log, batch):
+        yield row
+    yield batch[-1]
+
+
+async def fetch_metrics(
+    metrics: type[M],
+    metrics_http: HTTPSession,
+    campaigns_http: HTTPSession,
+    origin: str,
+    lookback: timedelta,
+    stopping: asyncio.Event,
+    log: Logger,
+    cursor: LogCursor,
+) -> AsyncGenerator[M | LogCursor, None]:
+    """Fresh metrics of every running campaign and of every campaign that ended within the
+    lookback, or since the previous pass if that is longer ago. The cursor is the start of the
+    last complete pass; a pass cut short by a stop is done again whole by the next session."""
+    assert isinstance(cursor, datetime)
+    started = datetime.now(tz=UTC)
+    launched = await launched_campaigns(campaigns_http, origin, log, metrics.medium)
+    due = metrics_due(launched, min(started - lookback, cursor))
+    for start in range(0, len(due), metrics.BATCH):
+        if stopping.is_set():
+            log.info(f"{metrics.name} pass stopped early", {"campaigns_left": len(due) - start})
+            yield cursor + timedelta(microseconds=1)  # the smallest step: the next pass covers as much
+            return
+        async for row in read_metrics(metrics_http, origin, metrics, log, due[start : start + metrics.BATCH]):
+            yield row
+    log.info(f"refreshed {metrics.name}", {"campaigns": len(due)})
+    yield started

@@ -1,0 +1,137 @@
+"""journeys, snippets, user_fields, catalogs, catalog_items and experiment_metrics end to end."""
+
+from typing import Any
+
+import pytest
+
+from flow_driver.protocol import CaptureProgress
+from iterable_simulator import Simulator
+
+from .conftest import bindings, driver, endpoint_config, small_data
+
+REFRESHED = {"journeys": "id", "snippets": "id", "user_fields": "name", "catalogs": "name"}
+
+
+def keyed(docs: list[dict[str, Any]], *key: str) -> dict[Any, dict[str, Any]]:
+    """Documents combined by key, last write winning, deletions applied, without _meta."""
+    combined: dict[Any, dict[str, Any]] = {}
+    for doc in docs:
+        k = tuple(doc[f] for f in key)
+        if doc.get("_meta", {}).get("op") == "d":
+            combined.pop(k, None)
+        else:
+            combined[k] = {f: v for f, v in doc.items() if f != "_meta"}
+    return combined
+
+
+def truth(sim: Simulator, name: str, *key: str) -> dict[Any, dict[str, Any]]:
+    return {tuple(r[f] for f in key): r for r in sim.records(name)}
+
+
+@pytest.mark.asyncio
+async def test_refreshed_streams_equal_ground_truth_emit_only_changes_and_deletions(simulator_factory) -> None:
+    sim = await simulator_factory(data=small_data(journeys=60, events={}, users=30))
+    d = driver(sim)
+    binds = await bindings(d, [*REFRESHED])
+    journeys = sim.records("journeys")
+    assert {j["isArchived"] for j in journeys} == {True, False} and len(journeys) > 50
+    total = sum(len(sim.records(name)) for name in REFRESHED)
+
+    first = await d.capture(binds, stop_when=lambda p: p.documents >= total, deadline=20)
+    first.raise_for_error()
+    for name, key in REFRESHED.items():
+        assert keyed(first.docs(f"acmeCo/{name}"), key) == truth(sim, name, key), name
+        assert len(first.docs(f"acmeCo/{name}")) == len(sim.records(name)), name
+
+    # Nothing changed: a new session emits nothing, resuming from the folded state.
+    quiet = await d.capture(binds, state=first.state, deadline=3)
+    quiet.raise_for_error()
+    assert quiet.documents == []
+
+    archived = next(j for j in journeys if j["isArchived"])
+    sim.update_record("journeys", archived["id"], name="Renamed while archived")
+    snippet = sim.records("snippets")[0]
+    sim.remove("snippets", snippet["id"])
+    removed_catalog = sim.records("catalogs")[-1]["name"]
+    sim.remove("catalogs", removed_catalog)
+
+    second = await d.capture(binds, state=quiet.state, stop_when=lambda p: p.documents >= 3, deadline=10)
+    second.raise_for_error()
+    assert [(doc["id"], doc["name"]) for doc in second.docs("acmeCo/journeys")] == [
+        (archived["id"], "Renamed while archived")
+    ]
+    assert second.docs("acmeCo/snippets") == [{"id": snippet["id"], "_meta": {"op": "d"}}]
+    assert second.docs("acmeCo/catalogs") == [{"name": removed_catalog, "_meta": {"op": "d"}}]
+    assert {name for name, _ in second.documents} == {"acmeCo/journeys", "acmeCo/snippets", "acmeCo/catalogs"}
+
+
+@pytest.mark.asyncio
+async def test_catalog_items_incremental_on_last_modified_with_deletions(simulator_factory) -> None:
+    sim = await simulator_factory(data=small_data(catalogs=3, catalog_items=250, events={}, users=5))
+    d = driver(sim)
+    binds = await bindings(d, ["catalog_items"])
+    items = sim.records("catalog_items")
+    catalog = items[0]["catalogName"]
+    gone_item, edited_item = [i["itemId"] for i in items if i["catalogName"] == catalog][:2]
+    dropped_catalog = items[-1]["catalogName"]
+    dropped_items = {i["itemId"] for i in items if i["catalogName"] == dropped_catalog}
+    changes: list[str] = []
+
+    def change_once_backfilled(progress: CaptureProgress) -> None:
+        # Within one session: the connector remembers what the previous pass saw.
+        if progress.documents >= len(items) and not changes:
+            sim.remove("catalog_items", (catalog, gone_item))
+            sim.put_catalog_item(catalog, edited_item, {"title": "new title", "price": 1.0})
+            sim.remove("catalogs", dropped_catalog)
+            changes.append("done")
+
+    expected = len(items) + 2 + len(dropped_items)
+    result = await d.capture(
+        binds, on_progress=change_once_backfilled, stop_when=lambda p: p.documents >= expected, deadline=20
+    )
+    result.raise_for_error()
+    docs = result.docs("acmeCo/catalog_items")
+    assert keyed(docs[: len(items)], "catalogName", "itemId") == {
+        (i["catalogName"], i["itemId"]): i for i in items
+    }
+    later = {(doc["catalogName"], doc["itemId"], doc.get("_meta", {}).get("op")) for doc in docs[len(items) :]}
+    assert later == {(catalog, gone_item, "d"), (catalog, edited_item, None)} | {
+        (dropped_catalog, item_id, "d") for item_id in dropped_items
+    }
+    assert keyed(docs, "catalogName", "itemId") == truth(sim, "catalog_items", "catalogName", "itemId")
+
+
+@pytest.mark.asyncio
+async def test_experiment_metrics_rows_keyed_by_experiment_and_variant(simulator_factory) -> None:
+    sim = await simulator_factory(data=small_data(campaigns=60, experiments=3, events={}, users=20))
+    d = driver(sim)
+    binds = await bindings(d, ["experiment_metrics"], interval="PT1H")
+    header, rows = sim.experiment_metrics_table([], [])
+    assert len(rows) == 6
+
+    result = await d.capture(binds, stop_when=lambda p: p.documents >= len(rows), deadline=30)
+    result.raise_for_error()
+    docs = keyed(result.docs("acmeCo/experiment_metrics"), "experimentId", "templateId")
+    expected = {}
+    for row in rows:
+        cells = dict(zip(header, row))
+        typed = {k: (v if k == "variantName" else float(v) if "." in v else int(v)) for k, v in cells.items()}
+        expected[(typed["experimentId"], typed["templateId"])] = typed
+    assert docs == expected
+    requests = [e for e in sim.request_log if e["path"] == "/api/experiments/metrics"]
+    assert requests and all(sum(1 for k, _ in e["query"] if k == "campaignId") <= 80 for e in requests)
+    email = {c["id"] for c in sim.records("campaigns") if c["messageMedium"] == "Email"}
+    assert {int(v) for e in requests for k, v in e["query"] if k == "campaignId"} <= email
+
+
+@pytest.mark.asyncio
+async def test_a_key_that_may_not_read_an_endpoint_fails_that_binding_with_advice(simulator_factory) -> None:
+    sim = await simulator_factory(data=small_data(events={}, users=5))
+    d = driver(sim, config=endpoint_config(sim))
+    binds = await bindings(d, ["snippets"])
+    sim.config.api_key = "another-projects-key"  # Iterable now refuses the capture's key
+    result = await d.capture(binds, deadline=10)
+    assert result.rc != 0
+    assert result.error is not None
+    assert "snippets: Iterable refused the API key (HTTP 401" in result.error
+    assert "disable the snippets binding" in result.error
