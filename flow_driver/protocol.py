@@ -80,6 +80,8 @@ class CaptureProgress:
     checkpoints: int
     per_collection: dict[str, int]
     stopped_by: str | None
+    state: dict[str, Any] = field(default_factory=dict)
+    """The state folded from every checkpoint so far."""
 
 
 @dataclass
@@ -446,6 +448,7 @@ class _CaptureSession:
             checkpoints=len(self.patches),
             per_collection=dict(self.per_collection),
             stopped_by=self.stopped_by,
+            state=self.state,
         )
 
     def _report_and_check(self, proc: asyncio.subprocess.Process) -> None:

@@ -65,6 +65,8 @@ LIMITS: dict[Bucket, RateLimit | None] = {
 }
 
 EXPORT_JOBS_PROCESSING_PER_ORGANISATION = 4
+ORGANISATION_BUCKETS = frozenset({Bucket.EXPORT})
+"""Budgets shared with every tool of the Iterable organisation: requested one at a time."""
 
 SAFETY_MARGIN = 0.02
 """Fraction of a window added to each reservation, for the drift between our clock and Iterable's."""
@@ -124,6 +126,12 @@ class RollingWindowPacer(RateLimiter):
             self.waited += wait
             await sleep(wait)
         self.departed.append(self.clock())
+
+    def answered(self) -> None:
+        """Count the latest request's slot from now, when its response arrived: Iterable saw the
+        request no later, however long our event loop or the network held it before sending."""
+        if self.limit and self.sent:
+            self.sent[-1] = max(self.sent[-1], self.clock())
 
     def update(self, log: Logger, cur_delay: float, failed: bool) -> None:
         self.total += 1
@@ -194,6 +202,29 @@ class PacedSession(HTTPMixin):
         )
 
 
+class SerialSession(PacedSession):
+    """For a budget shared by the whole organisation, where our 429 would also cost other tools:
+    one request at a time, and each slot counted from the previous response, not from when the
+    request was meant to leave. Reservations alone let a request held up in our own event loop
+    arrive right behind the next one."""
+
+    def __init__(
+        self,
+        inner: aiohttp.ClientSession,
+        token_source: TokenSource | None,
+        pacer: RollingWindowPacer,
+    ):
+        super().__init__(inner, token_source, pacer)
+        self.turn = asyncio.Lock()
+
+    async def request(self, log: Logger, url: str, *args: Any, **kwargs: Any) -> bytes:
+        async with self.turn:
+            try:
+                return await super().request(log, url, *args, **kwargs)
+            finally:
+                self.pacer.answered()
+
+
 class IterableHTTP:
     """One paced session per endpoint family, sharing a connection pool and the API key."""
 
@@ -204,7 +235,7 @@ class IterableHTTP:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.sessions = {
-            bucket: PacedSession(
+            bucket: (SerialSession if bucket in ORGANISATION_BUCKETS else PacedSession)(
                 inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock)
             )
             for bucket, limit in LIMITS.items()

@@ -2,32 +2,47 @@
 
 Each export data type runs three CDK subtasks:
 - `backfill` walks [start date, cutoff) in adaptive windows, checkpointing after each window;
-- `realtime.<type>` reads [cursor, now) every interval, less often while the type stays empty;
+- `realtime.<type>` reads [cursor, now) every interval while the type is busy, and less often the
+  longer it has been quiet; an empty read leaves the cursor where it was;
 - `lookback.<type>` re-reads, in one job per lag-sized step, what realtime read at least `lag` ago,
   so records Iterable makes visible late are captured. Records both passes see are emitted once.
 
 Windows adapt to the data: a window that holds few records makes the next one larger, a large or
-truncated one makes it smaller. Export results are unordered, so a window is checkpointed only
-after every record of its job has been emitted.
+truncated one makes it smaller. Export results are unordered, so a window's end is checkpointed
+only after every record of its job has been emitted.
 """
 
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from logging import Logger
-from typing import Any, AsyncGenerator
+from typing import Any, AsyncGenerator, Callable
 
 from estuary_cdk import emitted_changes_cache as cache
 from estuary_cdk.capture.common import LogCursor, PageCursor
 
 from ..rate_limits import time_scale
 from ..records import ExportedStream
-from .jobs import ExportFailed, ExportJobs, ExportStopped, ExportTruncated, ExportWindow, Priority
+from .jobs import (
+    ExportFailed,
+    ExportJobs,
+    ExportStopped,
+    ExportTruncated,
+    ExportWindow,
+    LinePosition,
+    Priority,
+)
 
 WINDOW_TARGET_RECORDS = 250_000
 WINDOW_MAX_GROWTH = 8.0
 WINDOW_FLOOR = timedelta(minutes=1)
 IDLE_POLL_MAX = timedelta(hours=1)
 LOOKBACK_MIN_STEP = timedelta(minutes=5)
+RESTART_POLL_HORIZON = 24
+BACKFILL_DOCS_PER_CHECKPOINT = 20_000
+"""A large backfill window is committed in parts of this many documents, each checkpointing the
+window's unchanged start: the documents reach Flow while the window streams, and a restart reads
+the window again."""
 
 
 def now_seconds() -> datetime:
@@ -46,7 +61,63 @@ def datetime_to_page(dt: datetime) -> int:
 class TypeProgress:
     window: timedelta
     realtime_cursor: datetime
-    empty_polls: int = 0
+    newest_record: datetime | None = None
+    """Cursor of the newest record read by any pass of this session, once its backfill is done."""
+    backfill_newest: datetime | None = None
+    last_poll: datetime | None = None
+    behind: bool = False
+    """The last real-time read stopped short of `now` (its window was capped): read on at once."""
+
+    def quiet_since(self) -> datetime:
+        """Since when, as far as this process knows, the type has had no new records. An empty
+        real-time read leaves the cursor in place, so after a restart the cursor still tells."""
+        if self.newest_record is None:
+            return self.realtime_cursor
+        return min(self.newest_record, self.realtime_cursor)
+
+    def saw(self, newest: datetime | None) -> None:
+        if newest is not None and (self.newest_record is None or newest > self.newest_record):
+            self.newest_record = newest
+
+
+def idle_phase(data_type: str, period: timedelta) -> timedelta:
+    """A stable offset within `period`, so that idle types poll at different moments."""
+    return timedelta(seconds=zlib.crc32(data_type.encode()) % max(1, int(period.total_seconds())))
+
+
+def next_realtime_poll(
+    now: datetime, quiet_since: datetime, last_poll: datetime | None, interval: timedelta,
+    idle_max: timedelta, phase: timedelta,
+) -> datetime:  # fmt: skip
+    """When the real-time pass of a type should next export [cursor, now).
+
+    A type quiet for q at its last poll waits max(interval, q / 2), so waits double while it
+    stays quiet. Once that reaches `idle_max` it polls once per `idle_max`, on a grid offset by
+    its own `phase`: idle types spread over the period, and a restart keeps the rhythm of those
+    quiet for longer than RESTART_POLL_HORIZON periods; the others poll at once."""
+    if last_poll is None:
+        # A restart: a type quiet for less than a day may be one that was busy before downtime.
+        return now if now - quiet_since < idle_max * RESTART_POLL_HORIZON else next_slot(now, idle_max, phase)
+    wait = max(interval, (last_poll - quiet_since) / 2)
+    if wait < idle_max:
+        return last_poll + wait
+    return next_slot(last_poll + interval, idle_max, phase)
+
+
+def lookback_due(now: datetime, cursor: datetime, realtime_cursor: datetime, lag: timedelta) -> bool:
+    """Whether the late-data pass should re-read [cursor, min(now - lag, realtime cursor)) now:
+    once that span is a whole step long, or when it reaches a real-time cursor that has stood
+    still for `lag` (the type went quiet), so the trailing stretch is not left unread."""
+    end = min(now - lag, realtime_cursor)
+    step = max(lag, LOOKBACK_MIN_STEP * time_scale())
+    return end - cursor >= step or (end == realtime_cursor and end > cursor)
+
+
+def next_slot(after: datetime, period: timedelta, phase: timedelta) -> datetime:
+    """The first instant at or after `after` of the grid epoch + phase + k * period."""
+    origin = datetime.fromtimestamp(0, tz=UTC) + phase
+    periods = -((origin - after) // period)  # ceiling division of timedeltas
+    return origin + periods * period
 
 
 @dataclass
@@ -59,6 +130,7 @@ class ExportCapture:
     lag: timedelta
     interval: timedelta
     progress: dict[str, TypeProgress] = field(default_factory=dict)
+    clock: Callable[[], datetime] = now_seconds
 
     def track(self, data_type: str, realtime_cursor: datetime) -> None:
         self.progress[data_type] = TypeProgress(self.initial_window, realtime_cursor)
@@ -70,21 +142,31 @@ class ExportCapture:
         self, stream: ExportedStream, start: datetime, log: Logger, page: PageCursor, cutoff: LogCursor
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cutoff, datetime)
+        progress = self.progress[stream.data_type]
         window_start = page_to_datetime(page) or start
         if window_start >= cutoff:
             return
+        end = None
         try:
-            end = None
+            pending = 0
             async for item in self._read(log, stream, window_start, cutoff, Priority.BACKFILL, cutoff - self.lag):
                 if isinstance(item, datetime):
                     end = item
-                else:
-                    yield item
+                    continue
+                for doc in item:
+                    yield doc
+                pending += len(item)
+                if pending >= BACKFILL_DOCS_PER_CHECKPOINT:
+                    yield datetime_to_page(window_start)
+                    pending = 0
         except ExportStopped:
             yield datetime_to_page(window_start)
             return
         assert end is not None
-        if end < cutoff:
+        if end >= cutoff:
+            progress.saw(progress.backfill_newest or start)
+        # The CDK ends a backfill when its last item is a document, and calls again otherwise.
+        if end < cutoff or not pending:
             yield datetime_to_page(end)
 
     async def realtime(
@@ -92,20 +174,27 @@ class ExportCapture:
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
-        now = now_seconds()
-        idle_wait = min(self.interval * 2**progress.empty_polls, IDLE_POLL_MAX * time_scale())
-        if now - cursor < max(idle_wait, timedelta(seconds=1)):
+        now = self.clock()
+        idle_max = IDLE_POLL_MAX * time_scale()
+        phase = idle_phase(stream.data_type, idle_max)
+        due = next_realtime_poll(now, progress.quiet_since(), progress.last_poll, self.interval, idle_max, phase)
+        # The CDK calls again one interval after an empty poll: round to the nearest call.
+        if now - cursor < timedelta(seconds=1) or (not progress.behind and now < due - self.interval / 2):
             return
-        count = 0
+        progress.last_poll = now
+        empty = True
         try:
             async for item in self._read(log, stream, cursor, now, Priority.REALTIME, cursor):
-                if isinstance(item, datetime):
-                    progress.empty_polls = 0 if count else progress.empty_polls + 1
+                if not isinstance(item, datetime):
+                    empty = empty and not item
+                    for doc in item:
+                        yield doc
+                elif empty and item == now:
+                    return  # nothing new up to now: read the same stretch again next time
+                else:
                     yield item
                     progress.realtime_cursor = item
-                else:
-                    count += 1
-                    yield item
+                    progress.behind = item < now
         except ExportStopped:
             return
 
@@ -114,13 +203,17 @@ class ExportCapture:
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
-        end = min(now_seconds() - self.lag, progress.realtime_cursor)
-        if end - cursor < max(self.lag, LOOKBACK_MIN_STEP * time_scale()):
+        now = self.clock()
+        if not lookback_due(now, cursor, progress.realtime_cursor, self.lag):
             return
+        end = min(now - self.lag, progress.realtime_cursor)
         try:
             async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, cursor):
-                if isinstance(item, datetime):
-                    cache.cleanup(self._cache_name(stream), item - timedelta(microseconds=1))
+                if not isinstance(item, datetime):
+                    for doc in item:
+                        yield doc
+                    continue
+                cache.cleanup(self._cache_name(stream), item - timedelta(microseconds=1))
                 yield item
         except ExportStopped:
             return
@@ -134,24 +227,40 @@ class ExportCapture:
         priority: Priority,
         dedupe_from: datetime,
     ) -> AsyncGenerator[Any, None]:
-        """Documents of one window starting at `start` and ending at most at `limit`, then the
-        window's end. Records at or after `dedupe_from` are emitted only if not emitted before."""
+        """Lists of documents of one window starting at `start` and ending at most at `limit`, then
+        the window's end. Records at or after `dedupe_from` are emitted only if not emitted before.
+        Lists, not documents, so that each document crosses one async generator, not two."""
         progress = self.progress[stream.data_type]
         name = self._cache_name(stream)
         while True:
             window = ExportWindow(stream.data_type, start, min(limit, start + progress.window))
             count = 0
+            newest: datetime | None = None
             try:
-                async for line in self.jobs.export(log, window, priority):
-                    record = stream.record(line.content, line.location())
-                    count += 1
-                    if record.cursor >= dedupe_from and not cache.should_yield(name, record.key, record.cursor):
-                        continue
-                    yield record.doc
+                async for batch in self.jobs.export(log, window, priority):
+                    docs: list[Any] = []
+                    position = LinePosition(window, batch.file, batch.first - 1)
+                    for line in batch.lines:
+                        position.number += 1
+                        if not line or line.isspace():
+                            continue
+                        doc, key, cursor = stream.record(line, position)
+                        count += 1
+                        if newest is None or cursor > newest:
+                            newest = cursor
+                        if cursor >= dedupe_from and not cache.should_yield(name, key, cursor):
+                            continue
+                        docs.append(doc)
+                    yield docs
             except ExportTruncated:
                 self._shrink(window, progress)
                 continue
             self._adapt(window, progress, count)
+            if priority is Priority.BACKFILL:
+                if newest is not None and (progress.backfill_newest is None or newest > progress.backfill_newest):
+                    progress.backfill_newest = newest
+            else:
+                progress.saw(newest)
             log.info(
                 "exported window",
                 {"window": str(window), "records": count, "next_window_s": progress.window.total_seconds()},

@@ -1,11 +1,21 @@
 import asyncio
 import logging
 from datetime import timedelta
+from unittest.mock import MagicMock
 
 import pytest
+from estuary_cdk.http import HTTPMixin
 
 from source_iterable_native.export.jobs import JobSlots, Priority
-from source_iterable_native.rate_limits import JITTER_MARGIN_S, RateLimit, RollingWindowPacer, SAFETY_MARGIN
+from source_iterable_native.rate_limits import (
+    JITTER_MARGIN_S,
+    SAFETY_MARGIN,
+    Bucket,
+    IterableHTTP,
+    RateLimit,
+    RollingWindowPacer,
+    SerialSession,
+)
 
 log = logging.getLogger("test")
 
@@ -127,3 +137,34 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
     hold.set()
     await h
     assert slots.free == 1 and not slots.waiters
+
+
+def test_a_slot_counts_from_the_response_when_answered() -> None:
+    clock = Clock()
+    pacer = RollingWindowPacer(RateLimit(1, timedelta(seconds=1)), clock)
+    step = 1 + SAFETY_MARGIN + JITTER_MARGIN_S
+    assert pacer.delay == 0
+    clock.now += 5  # held up in our event loop, then answered
+    pacer.answered()
+    assert pacer.delay == pytest.approx(step)
+
+
+@pytest.mark.asyncio
+async def test_organisation_budget_sends_one_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    in_flight: list[int] = []
+    clock = Clock()
+
+    async def request(self: HTTPMixin, log: logging.Logger, url: str, **kwargs: object) -> bytes:
+        self.rate_limiter.delay  # the CDK reserves a slot before each attempt
+        in_flight.append(url)
+        await asyncio.sleep(0.01)
+        clock.now += 1
+        assert in_flight == [url], "two export requests were in flight at once"
+        in_flight.remove(url)
+        return b"{}"
+
+    monkeypatch.setattr(HTTPMixin, "request", request)
+    http = IterableHTTP(MagicMock(), MagicMock(), clock)
+    assert isinstance(http[Bucket.EXPORT], SerialSession)
+    assert not isinstance(http[Bucket.DEFAULT], SerialSession)
+    await asyncio.gather(*(http[Bucket.EXPORT].request(log, f"u{i}") for i in range(3)))
