@@ -62,9 +62,10 @@ def driver(sim: Simulator, config: dict[str, Any] | None = None, base_url: str |
     )
 
 
-async def bindings(d: ConnectorDriver, only: list[str], interval: str = "PT1S") -> list[dict[str, Any]]:
+async def bindings(d: ConnectorDriver, only: list[str] | None, interval: str = "PT1S") -> list[dict[str, Any]]:
+    """The named bindings, or every binding discover returns (disabled-by-default ones too)."""
     discovered = (await d.discover()).raise_for_error("discover")
-    result = bindings_from_discovered(discovered, only=only)
+    result = bindings_from_discovered(discovered, only=only, include_disabled=True)
     for binding in result:
         binding["resourceConfig"]["interval"] = interval
     return result

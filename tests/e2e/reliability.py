@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from flow_driver import CaptureResult, ConnectorDriver, bindings_from_discovered
+from flow_driver import CaptureResult, ConnectorDriver
 from iterable_simulator import FaultConfig, Simulator, timefmt
 import time
 
-from .conftest import endpoint_config
+from .conftest import bindings, endpoint_config
 from .test_exports import expected_event_id
 
 SIMULATED_SNAPSHOTS = ("channels", "lists", "message_types", "metadata_tables", "templates")
@@ -56,11 +56,7 @@ class KillPlan:
 
 async def all_bindings(d: ConnectorDriver, interval: str = "PT1S") -> list[dict[str, Any]]:
     """Every binding discover returns, disabled-by-default ones included."""
-    discovered = (await d.discover()).raise_for_error("discover")
-    result = bindings_from_discovered(discovered, include_disabled=True)
-    for binding in result:
-        binding["resourceConfig"]["interval"] = interval
-    return result
+    return await bindings(d, None, interval)
 
 
 def backfill_pending(state: dict[str, Any]) -> bool:
