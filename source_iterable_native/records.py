@@ -19,6 +19,14 @@ def repair_datetime(value: str) -> str:
     Handles `2026-01-14 06:20:22 +00:00`, the colon-less offset `+0000`, and the malformed
     double fraction `2025-12-19T22:43:34.134105.000Z`.
     """
+    if len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-":
+        # Iterable's usual form, `2026-01-14 06:20:22 +00:00`, without the regular expression.
+        repaired = f"{value[:10]}T{value[11:19]}{value[20:]}"
+        try:
+            datetime.fromisoformat(repaired)
+        except ValueError:
+            return value
+        return repaired
     match = _ALMOST_RFC3339.match(value)
     if match is None:
         return value
