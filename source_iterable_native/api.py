@@ -55,21 +55,22 @@ async def snapshot_resource(
         yield stream.model_validate(item)
 
 
-async def pages(
+async def paged_items(
     http: HTTPSession,
     log: Logger,
     url: str,
     params: dict[str, Any],
     items_key: str,
     page_size: int,
-) -> AsyncGenerator[list[dict[str, Any]], None]:
-    """The items of a `page`/`pageSize` listing, one page at a time, until Iterable stops
-    offering a `nextPageUrl` (the unpaged form of these listings is deprecated)."""
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Every item of a `page`/`pageSize` listing, page after page, until Iterable stops offering
+    a `nextPageUrl` (the unpaged form of these listings is deprecated)."""
     page = 1
     while True:
         envelope = await _get_envelope(http, log, url, {**params, "page": page, "pageSize": page_size})
         items = envelope.items(items_key)
-        yield items
+        for item in items:
+            yield item
         if not envelope.nextPageUrl or len(items) < page_size:
             return
         page += 1
@@ -83,11 +84,10 @@ async def snapshot_templates(
         for medium in Template.MESSAGE_MEDIUMS:
             params = {"templateType": template_type, "messageMedium": medium, "sort": "+id"}
             url = api_url(origin, Template.path)
-            async for items in pages(http, log, url, params, Template.items_key, TEMPLATES_PAGE_SIZE):
-                for item in items:
-                    item.setdefault("templateType", template_type)
-                    item.setdefault("messageMedium", medium)
-                    yield Template.model_validate(item)
+            async for item in paged_items(http, log, url, params, Template.items_key, TEMPLATES_PAGE_SIZE):
+                item.setdefault("templateType", template_type)
+                item.setdefault("messageMedium", medium)
+                yield Template.model_validate(item)
 
 
 async def list_journeys(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
@@ -95,16 +95,12 @@ async def list_journeys(http: HTTPSession, origin: str, log: Logger) -> AsyncGen
     url = api_url(origin, Journey.path)
     for state in Journey.STATE_FILTERS:
         params = {"sort": "+id", **({"state": state} if state else {})}
-        async for items in pages(http, log, url, params, Journey.items_key, Journey.PAGE_SIZE):
-            for item in items:
-                yield item
-
-
-async def list_catalogs(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
-    url = api_url(origin, Catalog.path)
-    async for items in pages(http, log, url, {}, Catalog.items_key, Catalog.PAGE_SIZE):
-        for item in items:
+        async for item in paged_items(http, log, url, params, Journey.items_key, Journey.PAGE_SIZE):
             yield item
+
+
+def list_catalogs(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+    return paged_items(http, log, api_url(origin, Catalog.path), {}, Catalog.items_key, Catalog.PAGE_SIZE)
 
 
 async def list_user_fields(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:

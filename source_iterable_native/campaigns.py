@@ -10,7 +10,7 @@ from estuary_cdk.capture.common import LogCursor, PageCursor
 from estuary_cdk.http import HTTPSession
 from estuary_cdk.incremental_csv_processor import IncrementalCSVProcessor
 
-from .api import api_url, pages
+from .api import api_url, paged_items
 from .models import Campaign, CampaignsCursor, MetricsRow
 from .refresh import content_fingerprint
 
@@ -26,9 +26,8 @@ async def list_campaigns(
 ) -> AsyncGenerator[tuple[Campaign, dict[str, Any]], None]:
     """Every campaign, with the raw object it was read from."""
     url = api_url(origin, Campaign.path)
-    async for items in pages(http, log, url, {"sort": sort}, Campaign.items_key, CAMPAIGNS_PAGE_SIZE):
-        for item in items:
-            yield Campaign.model_validate(item), item
+    async for item in paged_items(http, log, url, {"sort": sort}, Campaign.items_key, CAMPAIGNS_PAGE_SIZE):
+        yield Campaign.model_validate(item), item
 
 
 async def fetch_campaigns(

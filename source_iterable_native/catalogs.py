@@ -15,7 +15,7 @@ from urllib.parse import quote
 from estuary_cdk.capture.common import LogCursor
 from estuary_cdk.http import HTTPError, HTTPSession
 
-from .api import api_url, list_catalogs, pages
+from .api import api_url, list_catalogs, paged_items
 from .models import CatalogItem
 from .records import repair_datetime
 from .refresh import content_fingerprint
@@ -42,9 +42,9 @@ class CatalogItems:
         emitted = deleted = 0
         for name in names:
             ids: set[str] = set()
-            async for item in self._items(name, log):
+            async for item, raw in self._items(name, log):
                 ids.add(item.itemId)
-                if self._is_new(item, since):
+                if self._is_new(item, raw, since):
                     emitted += 1
                     yield item
             for item_id in sorted(self.known.get(name, set()) - ids):
@@ -60,24 +60,24 @@ class CatalogItems:
             log.info("catalog items changed", {"emitted": emitted, "deleted": deleted, "catalogs": len(names)})
         yield started
 
-    def _is_new(self, item: CatalogItem, since: datetime) -> bool:
+    def _is_new(self, item: CatalogItem, raw: dict[str, Any], since: datetime) -> bool:
         modified = _last_modified(item)
         if modified is not None and modified <= since:
             return False
-        fingerprint = content_fingerprint(item.model_dump(mode="json", by_alias=True, exclude_unset=True))
+        fingerprint = content_fingerprint(raw)
         key = (item.catalogName, item.itemId)
         if key in self.recent and self.recent[key][0] == fingerprint:
             return False
         self.recent[key] = (fingerprint, modified or datetime.now(tz=UTC))
         return True
 
-    async def _items(self, name: str, log: Logger) -> AsyncGenerator[CatalogItem, None]:
+    async def _items(self, name: str, log: Logger) -> AsyncGenerator[tuple[CatalogItem, dict[str, Any]], None]:
+        """Every item of the catalog, with the raw object it was read from."""
         url = api_url(self.origin, f"catalogs/{quote(name, safe='')}/items")
         try:
-            async for items in pages(self.http, log, url, {}, "catalogItemsWithProperties", CatalogItem.PAGE_SIZE):
-                for raw in items:
-                    raw.setdefault("catalogName", name)
-                    yield CatalogItem.model_validate(raw)
+            async for raw in paged_items(self.http, log, url, {}, "catalogItemsWithProperties", CatalogItem.PAGE_SIZE):
+                raw.setdefault("catalogName", name)
+                yield CatalogItem.model_validate(raw), raw
         except HTTPError as err:
             if err.code != 404:
                 raise
