@@ -34,7 +34,7 @@ JOURNEYS_PAGE = (10, 50)
 CATALOGS_PAGE = (10, 1000)
 MAX_REPEATED_PARAM = 100  # more repetitions than this and the URL is too long -> 414
 MAX_QUERY_CHARS = 8000
-# Without startDateTime Iterable falls back to a month in 2018 (the spec's example defaults).
+# Both metrics endpoints document these defaults for a missing startDateTime and endDateTime.
 METRICS_DEFAULT_WINDOW = ("2018-06-25", "2018-07-25")
 EXPORT_FORMAT = "application/x-json-stream"
 EMPTY_LINE_RATE = 0.03
@@ -364,13 +364,13 @@ def _ids(query: MultiMapping[str], name: str) -> list[int]:
         raise BadRequest(f"Invalid {name}") from None
 
 
-def _metrics_window(query: MultiMapping[str]) -> tuple[float, float | None]:
+def _metrics_window(query: MultiMapping[str]) -> tuple[float, float]:
     start = _time_filter(query, "startDateTime")
     end = _time_filter(query, "endDateTime")
-    if start is None:
-        start = timefmt.parse(METRICS_DEFAULT_WINDOW[0])
-        end = end if end is not None else timefmt.parse(METRICS_DEFAULT_WINDOW[1])
-    return start, end
+    return (
+        timefmt.parse(METRICS_DEFAULT_WINDOW[0]) if start is None else start,
+        timefmt.parse(METRICS_DEFAULT_WINDOW[1]) if end is None else end,
+    )
 
 
 @_handles_bad_request

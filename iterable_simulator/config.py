@@ -10,6 +10,17 @@ from .faults import FaultConfig
 
 PROJECT_TYPES = ("Email-based", "UserID-based", "Hybrid")
 
+EXPERIMENT_HEADER_STYLES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {
+    # style: (experiment id, campaign id, template id, variant name) columns; None = no such column.
+    "experimentId": ("experimentId", "campaignId", "templateId", "variantName"),
+    "Experiment ID": ("Experiment ID", "Campaign ID", "Template ID", "Variant Name"),
+    "experiment_id": ("experiment_id", "campaign_id", None, "variant_name"),
+    # One row per experiment, as in Iterable's own client tests.
+    "per experiment": ("experimentId", "campaignId", None, None),
+    # No experiment id at all: a header the connector cannot key.
+    "no experiment id": (None, "campaignId", "templateId", "variantName"),
+}
+
 
 def _default_events() -> dict[str, int]:
     return {
@@ -37,6 +48,9 @@ class DataSpec:
     lists: int = 5
     list_members: tuple[int, int] = (0, 50)
     templates_per_combo: tuple[int, int] = (0, 3)
+    # Templates per type of each medium the listing's messageMedium filter cannot select (WebPush,
+    # Embedded, WhatsApp); they are listed only when no messageMedium is given.
+    other_medium_templates: int = 0
     metadata_tables: int = 3
     campaigns: int = 40
     users: int = 200
@@ -76,11 +90,16 @@ class SimulatorConfig:
     export_requeue_pause_s: float = 2.0
     file_url_expiry_s: float = 1800.0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # Column names of the experiments/metrics CSV, one of EXPERIMENT_HEADER_STYLES (Iterable never
+    # published a sample): the key columns' spelling, and whether rows are per variant.
+    experiment_metrics_header: str = "experimentId"
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         if self.project_type not in PROJECT_TYPES:
             raise ValueError(f"project_type must be one of {PROJECT_TYPES}, got {self.project_type!r}")
+        if self.experiment_metrics_header not in EXPERIMENT_HEADER_STYLES:
+            raise ValueError(f"experiment_metrics_header must be one of {sorted(EXPERIMENT_HEADER_STYLES)}")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be > 0")
 

@@ -43,6 +43,8 @@ _LAUNCHED_STATES = {"Starting", "Running", "Finished", "Aborted", "Recalling", "
 _ENDED_STATES = {"Finished", "Aborted", "Recalled"}
 TEMPLATE_TYPES = ("Base", "Blast", "Triggered", "Workflow")
 TEMPLATE_MEDIUMS = ("Email", "Push", "InApp", "SMS")
+# Mediums projects send that the templates listing's `messageMedium` filter cannot select.
+OTHER_TEMPLATE_MEDIUMS = ("WebPush", "Embedded", "WhatsApp")
 CAMPAIGN_MEDIUMS = ("Email", "Email", "Email", "Push", "SMS", "WebPush", "InApp")
 
 _CHANNEL_PRESETS = (
@@ -295,6 +297,20 @@ class Generator:
                         record["clientTemplateId"] = f"client-{next_id}"
                     combo.append(record)
                     next_id += self.rng.randint(1, 40)
+                self.ds.templates[(ttype, medium)] = combo
+        if self.spec.other_medium_templates:
+            self._other_medium_templates(next_id)
+
+    def _other_medium_templates(self, next_id: int) -> None:
+        for ttype in TEMPLATE_TYPES:
+            for medium in OTHER_TEMPLATE_MEDIUMS:
+                combo = []
+                for _ in range(self.spec.other_medium_templates):
+                    created = self._t()
+                    combo.append({"templateId": next_id, "name": f"{ttype} {medium} template {next_id}",
+                                  "createdAt": timefmt.epoch_ms(created), "updatedAt": timefmt.epoch_ms(created),
+                                  "creatorUserId": _EMPLOYEES[0], "messageTypeId": 0})  # fmt: skip
+                    next_id += 7
                 self.ds.templates[(ttype, medium)] = combo
 
     def _metadata_tables(self) -> None:

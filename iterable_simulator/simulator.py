@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from . import timefmt
-from .config import SimulatorConfig
+from .config import EXPERIMENT_HEADER_STYLES, SimulatorConfig
 from .data import (
     TEMPLATE_MEDIUMS,
     TEMPLATE_TYPES,
@@ -26,6 +26,16 @@ from .data import (
 from .exports import ExportJob, ExportManager, ExportSettings
 from .faults import FaultConfig
 from .limits import RateLimiter
+
+def _half(cell: str, decimal: bool) -> str:
+    """One of an experiment's two variants: half of its campaign's metric."""
+    return str(round(float(cell) * 0.5, 2)) if decimal else str(int(float(cell) * 0.5))
+
+
+def _twice(cell: str) -> str:
+    """A whole experiment: the sum of its two variants."""
+    return str(round(float(cell) * 2, 2)) if "." in cell else str(int(cell) * 2)
+
 
 SNAPSHOT_KINDS = ("channels", "message_types", "lists", "metadata_tables", "templates", "campaigns")
 
@@ -186,21 +196,25 @@ class Simulator:
         self, experiment_ids: list[int], campaign_ids: list[int], start: float | None = None, end: float | None = None
     ) -> tuple[list[str], list[list[str]]]:
         """The experiments/metrics CSV: header and rows, one row per variant of each selected
-        experiment (all of them when no ids are given)."""
+        experiment (all of them when no ids are given), or per experiment in the "per experiment"
+        header style; columns named as `config.experiment_metrics_header` says."""
         rows = self.campaign_metrics_rows(start, end)
+        experiment, campaign, template, variant = EXPERIMENT_HEADER_STYLES[self.config.experiment_metrics_header]
+        per_variant = template is not None or variant is not None
         columns = ["Total Email Sends", "Unique Email Opens", "Unique Email Clicks", "Revenue"]
         table = []
         for exp in self.data.experiments:
             if (experiment_ids or campaign_ids) and exp["id"] not in experiment_ids and exp["campaignId"] not in campaign_ids:
                 continue
             metrics = rows.get(exp["campaignId"], {})
-            for variant in exp["variants"]:
-                cells = [str(int(float(metrics.get(c, "0")) * 0.5)) if c != "Revenue"
-                         else str(round(float(metrics.get(c, "0")) * 0.5, 2)) for c in columns]  # fmt: skip
-                table.append(
-                    [str(exp["id"]), str(exp["campaignId"]), str(variant["templateId"]), variant["name"], *cells]
-                )
-        return ["experimentId", "campaignId", "templateId", "variantName", *columns], table
+            cells = [_half(metrics.get(c, "0"), c == "Revenue") for c in columns]
+            for v in exp["variants"] if per_variant else [None]:
+                ids = {experiment: exp["id"], campaign: exp["campaignId"],
+                       template: v and v["templateId"], variant: v and v["name"]}  # fmt: skip
+                key_cells = [str(ids[name]) for name in (experiment, campaign, template, variant) if name]
+                table.append([*key_cells, *(cells if v else [_twice(c) for c in cells])])
+        header = [name for name in (experiment, campaign, template, variant) if name]
+        return [*header, *columns], table
 
     # -- mutations ---------------------------------------------------------------------------------
     def add_event(self, data_type: str, record: dict[str, Any], visible_after_s: float = 0) -> dict[str, Any]:

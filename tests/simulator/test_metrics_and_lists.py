@@ -6,6 +6,8 @@ import io
 import aiohttp
 import pytest
 
+from iterable_simulator.config import EXPERIMENT_HEADER_STYLES
+
 GENERIC_500 = {"msg": "An error occurred. Please try again later.", "code": "GenericError", "params": None}
 
 
@@ -18,7 +20,7 @@ def _rows(text: str) -> tuple[list[str], dict[int, dict[str, str]]]:
 async def test_campaign_metrics_csv_matches_ground_truth(make_client):
     c = await make_client()
     ids = [x["id"] for x in c.sim.records("campaigns")]
-    params = [("campaignId", i) for i in ids] + [("startDateTime", "1970-01-01")]
+    params = [("campaignId", i) for i in ids] + [("startDateTime", "1970-01-01"), ("endDateTime", "2100-01-01")]
     status, text, resp = await c.get("/api/campaigns/metrics", params=params)
     assert status == 200 and resp.content_type == "text/csv"
     header, rows = _rows(text)
@@ -38,6 +40,40 @@ async def test_campaign_metrics_without_start_use_2018_default(make_client):
     _, rows = _rows(text)
     assert len(rows) == 5
     assert all(float(v) == 0 for row in rows.values() for v in row.values() if v != "")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/api/campaigns/metrics", "/api/experiments/metrics"])
+async def test_metrics_without_end_stop_at_the_documented_2018_default(make_client, path):
+    c = await make_client()
+    ids = [("campaignId", i) for i in c.sim.campaign_metrics_rows()]
+    since = [("startDateTime", "1970-01-01")]
+    _, without_end, _ = await c.get(path, params=ids + since)
+    _, with_end, _ = await c.get(path, params=ids + since + [("endDateTime", "2100-01-01")])
+    header, *rows = list(csv.reader(io.StringIO(without_end)))
+    header_with_end, *rows_with_end = list(csv.reader(io.StringIO(with_end)))
+    sends = header.index("Total Email Sends")
+    assert header_with_end == header and len(rows_with_end) == len(rows) > 0
+    assert all(int(row[sends] or 0) == 0 for row in rows)
+    assert any(int(row[sends] or 0) > 0 for row in rows_with_end)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", sorted(EXPERIMENT_HEADER_STYLES))
+async def test_experiment_metrics_header_styles(make_client, style):
+    c = await make_client(experiment_metrics_header=style)
+    _, text, _ = await c.get("/api/experiments/metrics", params={"startDateTime": "1970-01-01", "endDateTime": "2100-01-01"})
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    experiment, campaign, template, variant = EXPERIMENT_HEADER_STYLES[style]
+    key_columns = [name for name in (experiment, campaign, template, variant) if name]
+    assert header[: len(key_columns)] == key_columns and "Total Email Sends" in header
+    assert (header, rows) == c.sim.experiment_metrics_table([], []) and rows
+    experiments = c.sim.data.experiments
+    assert len(rows) == (len(experiments) if style == "per experiment" else 2 * len(experiments))
+    sends = header.index("Total Email Sends")
+    lifetime = c.sim.campaign_metrics_rows()
+    total = sum(int(lifetime[e["campaignId"]]["Total Email Sends"]) for e in experiments)
+    assert abs(sum(int(row[sends]) for row in rows) - total) <= len(rows)  # variants split each campaign in halves
 
 
 @pytest.mark.asyncio

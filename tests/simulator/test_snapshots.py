@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from iterable_simulator.data import CAMPAIGN_STATES, TEMPLATE_MEDIUMS, TEMPLATE_TYPES
+from iterable_simulator import DataSpec
+from iterable_simulator.data import CAMPAIGN_STATES, OTHER_TEMPLATE_MEDIUMS, TEMPLATE_MEDIUMS, TEMPLATE_TYPES
 
 BAD_KEY_BODY = {"msg": "Invalid API key", "code": "BadApiKey", "params": None}
 
@@ -117,3 +118,25 @@ async def test_catalogs_wrapped_snippets_iso_and_user_fields(make_client):
     )
     _, fields, _ = await c.get("/api/users/getFields")
     assert fields["fields"]["profileUpdatedAt"] == "date" and fields["fields"]["email"] == "string"
+
+
+@pytest.mark.asyncio
+async def test_templates_of_other_mediums_are_listed_only_without_a_medium_filter(make_client):
+    c = await make_client(data=DataSpec(other_medium_templates=2))
+    combos = c.sim.templates_by_combo()
+    for ttype in TEMPLATE_TYPES:
+        others = [t for medium in OTHER_TEMPLATE_MEDIUMS for t in combos[(ttype, medium)]]
+        assert len(others) == 2 * len(OTHER_TEMPLATE_MEDIUMS)
+        filtered = []
+        for medium in TEMPLATE_MEDIUMS:
+            _, body, _ = await c.get("/api/templates", params={"templateType": ttype, "messageMedium": medium, "pageSize": 1000})
+            filtered += body["templates"]
+        _, body, _ = await c.get("/api/templates", params={"templateType": ttype, "pageSize": 1000})
+        unfiltered = {t["templateId"] for t in body["templates"]}
+        assert not {t["templateId"] for t in others} & {t["templateId"] for t in filtered}
+        assert unfiltered == {t["templateId"] for t in filtered + others}
+    status, body, _ = await c.get("/api/templates", params={"messageMedium": "WebPush"})
+    assert status == 400 and body["code"] == "BadParams"
+    # Off by default.
+    plain = await make_client()
+    assert not any(medium in OTHER_TEMPLATE_MEDIUMS for _, medium in plain.sim.templates_by_combo())
