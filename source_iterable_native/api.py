@@ -79,14 +79,22 @@ async def paged_items(
 async def snapshot_templates(
     http: HTTPSession, origin: str, log: Logger
 ) -> AsyncGenerator[Template, None]:
-    """Every template of every type and medium; the listing filters by both."""
+    """Every template of every type: those of each medium the listing can filter by, then those the
+    unfiltered listing adds (WebPush, Embedded, WhatsApp and any other medium), without a medium."""
+    url = api_url(origin, Template.path)
     for template_type in Template.TEMPLATE_TYPES:
-        for medium in Template.MESSAGE_MEDIUMS:
-            params = {"templateType": template_type, "messageMedium": medium, "sort": "+id"}
-            url = api_url(origin, Template.path)
+        seen: set[Any] = set()
+        for medium in (*Template.MESSAGE_MEDIUMS, None):
+            params = {"templateType": template_type, "sort": "+id", **({"messageMedium": medium} if medium else {})}
             async for item in paged_items(http, log, url, params, Template.items_key, TEMPLATES_PAGE_SIZE):
+                template_id = item.get("templateId")
+                if template_id in seen:
+                    continue
+                if template_id is not None:
+                    seen.add(template_id)
                 item.setdefault("templateType", template_type)
-                item.setdefault("messageMedium", medium)
+                if medium:
+                    item.setdefault("messageMedium", medium)
                 yield Template.model_validate(item)
 
 

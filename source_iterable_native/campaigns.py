@@ -11,14 +11,20 @@ from estuary_cdk.http import HTTPSession
 from estuary_cdk.incremental_csv_processor import IncrementalCSVProcessor
 
 from .api import api_url, paged_items
-from .models import Campaign, CampaignsCursor, MetricsRow
+from .models import Campaign, CampaignsCursor, MetricsRow, UnkeyedMetrics
 from .refresh import content_fingerprint
 
 CAMPAIGNS_PAGE_SIZE = 1000
 M = TypeVar("M", bound=MetricsRow)
 
 METRICS_SINCE = "1970-01-01"
-"""Metrics are lifetime totals; the endpoint's own default start is an arbitrary 2018 date."""
+"""Metrics are lifetime totals; both metrics endpoints default to a month of 2018 (2018-06-25 to
+2018-07-25), so every request sends its start and its end (`metrics_until`)."""
+
+
+def metrics_until(now: datetime) -> str:
+    """The end date of a lifetime metrics request: tomorrow (UTC), past anything sent so far."""
+    return (now.astimezone(UTC) + timedelta(days=1)).date().isoformat()
 
 
 async def list_campaigns(
@@ -95,13 +101,29 @@ async def launched_campaigns(
 async def read_metrics(
     http: HTTPSession, origin: str, metrics: type[M], log: Logger, campaign_ids: list[int]
 ) -> AsyncGenerator[M, None]:
-    """Lifetime metrics of a batch of campaigns, in one request; campaigns without metrics have no row."""
+    """Lifetime metrics of a batch of campaigns, in one request; campaigns without metrics have no row.
+    Raises UnkeyedMetrics when two rows share a key: the header has no column telling them apart."""
     assert len(campaign_ids) <= metrics.BATCH
     url = api_url(origin, metrics.path)
-    params = {"campaignId": campaign_ids, "startDateTime": METRICS_SINCE}
+    params = {
+        "campaignId": campaign_ids,
+        "startDateTime": METRICS_SINCE,
+        "endDateTime": metrics_until(datetime.now(tz=UTC)),
+    }
     # A batch is small: the CDK's request() reads it whole and reads it again if the transfer breaks.
     body = await http.request(log, url, params=params)
+    keys: set[tuple[Any, ...]] = set()
     async for row in IncrementalCSVProcessor(_one_chunk(body), metrics):
+        key = row.key_values()
+        if key in keys:
+            header = body.partition(b"\n")[0].decode(errors="replace").rstrip("\r")
+            raise UnkeyedMetrics(
+                f"{metrics.name}: Iterable's {metrics.path} CSV has two rows keyed {key}, so one would "
+                f"overwrite the other; header received: {header!r}. This binding captures nothing more "
+                f"until the connector restarts; if this persists, disable the {metrics.name} binding "
+                f"and report the header to Estuary."
+            )
+        keys.add(key)
         yield row
 
 
@@ -114,6 +136,7 @@ async def backfill_metrics(
     metrics_http: HTTPSession,
     campaigns_http: HTTPSession,
     origin: str,
+    stopping: asyncio.Event,
     log: Logger,
     page: PageCursor,
     cutoff: LogCursor,
@@ -124,8 +147,13 @@ async def backfill_metrics(
     batch = [c.id for c in launched if c.id > after][: metrics.BATCH]
     if not batch:
         return
-    async for row in read_metrics(metrics_http, origin, metrics, log, batch):
-        yield row
+    try:
+        async for row in read_metrics(metrics_http, origin, metrics, log, batch):
+            yield row
+    except UnkeyedMetrics as err:
+        await _stall(err, stopping, log)
+        yield after  # the batch is read again by the next session
+        return
     yield batch[-1]
 
 
@@ -151,7 +179,18 @@ async def fetch_metrics(
             log.info(f"{metrics.name} pass stopped early", {"campaigns_left": len(due) - start})
             yield cursor + timedelta(microseconds=1)  # the smallest step: the next pass covers as much
             return
-        async for row in read_metrics(metrics_http, origin, metrics, log, due[start : start + metrics.BATCH]):
-            yield row
+        try:
+            async for row in read_metrics(metrics_http, origin, metrics, log, due[start : start + metrics.BATCH]):
+                yield row
+        except UnkeyedMetrics as err:
+            await _stall(err, stopping, log)
+            yield cursor + timedelta(microseconds=1)
+            return
     log.info(f"refreshed {metrics.name}", {"campaigns": len(due)})
     yield started
+
+
+async def _stall(err: UnkeyedMetrics, stopping: asyncio.Event, log: Logger) -> None:
+    """A CSV whose rows cannot be keyed stops its binding, not the capture, until the next session."""
+    log.error(str(err))
+    await stopping.wait()

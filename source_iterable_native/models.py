@@ -1,5 +1,6 @@
 """Configuration, state and document models of the Iterable capture."""
 
+import functools
 import os
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -373,6 +374,10 @@ class CampaignsCursor(TupleCursor):
     watching: dict[int, str] = {}
 
 
+class UnkeyedMetrics(Exception):
+    """A metrics CSV whose header offers nothing to key its rows by."""
+
+
 class MetricsRow(BaseCSVRow):
     """One row of one of Iterable's metrics CSVs, under the column names Iterable uses."""
 
@@ -383,6 +388,8 @@ class MetricsRow(BaseCSVRow):
     """The only message medium whose campaigns have these metrics, if there is one."""
     BATCH: ClassVar[int] = 80
     """Campaign ids per request: Iterable answers 414 URI Too Long well before 400 ids."""
+    NULL_VALUES: ClassVar[set[str]] = set()
+    """None: `typed_cells` leaves empty cells out itself, and a key field may be empty."""
 
     @model_validator(mode="before")
     @classmethod
@@ -390,7 +397,16 @@ class MetricsRow(BaseCSVRow):
         """Numeric cells as JSON numbers; empty cells (metrics that do not apply) omitted."""
         if not isinstance(data, dict):
             return data
-        return {name: _number_or_text(value) for name, value in data.items() if value not in ("", None)}
+        cells = {name: _number_or_text(value) for name, value in data.items() if value not in ("", None)}
+        return cls.keyed(cells, tuple(data))
+
+    @classmethod
+    def keyed(cls, cells: dict[str, Any], header: tuple[str, ...]) -> dict[str, Any]:
+        """The row's cells with its key fields, which the header's own columns may not name."""
+        return cells
+
+    def key_values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, pointer.lstrip("/")) for pointer in self.key)
 
 
 class CampaignMetrics(MetricsRow):
@@ -404,16 +420,48 @@ class CampaignMetrics(MetricsRow):
 
 
 class ExperimentMetrics(MetricsRow):
-    """Lifetime metrics of one variant (template) of one experiment."""
+    """Lifetime metrics of one variant of one experiment, or of a whole one; columns as Iterable names them."""
 
     name: ClassVar[str] = "experiment_metrics"
     path: ClassVar[str] = "experiments/metrics"
-    key: ClassVar[list[str]] = ["/experimentId", "/templateId"]
+    key: ClassVar[list[str]] = ["/experimentId", "/variantKey"]
     medium: ClassVar[str | None] = "Email"
+    # Column names compared without case, spaces, underscores or hyphens ("Experiment ID" is
+    # experimentid): Iterable has published no sample of this CSV.
+    EXPERIMENT_COLUMN: ClassVar[str] = "experimentid"
+    VARIANT_COLUMNS: ClassVar[tuple[str, ...]] = ("templateid", "variantid", "variantname", "variant")
+    """Columns that tell an experiment's rows apart, the first the header has taken."""
 
-    experimentId: int
-    campaignId: int
-    templateId: int
+    experimentId: int = Field(description="The experiment, from Iterable's experiment id column")
+    variantKey: str = Field(
+        description="The row's variant: its template id, else its variant id, else its variant name, "
+        "from the first of those columns Iterable's CSV has; empty when it has none (a row per experiment)"
+    )
+
+    @classmethod
+    def keyed(cls, cells: dict[str, Any], header: tuple[str, ...]) -> dict[str, Any]:
+        experiment, variant = _experiment_key_columns(header)
+        if experiment is None:
+            raise UnkeyedMetrics(
+                f"{cls.name}: Iterable's {cls.path} CSV has no experiment id column, so its rows cannot "
+                f"be keyed; header received: {','.join(header)!r}. This binding captures nothing more "
+                f"until the connector restarts; if this persists, disable the {cls.name} binding and "
+                f"report the header to Estuary."
+            )
+        variant_key = "" if variant is None else str(cells.get(variant, ""))
+        return {**cells, "experimentId": cells.get(experiment), "variantKey": variant_key}
+
+
+@functools.cache
+def _experiment_key_columns(header: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """The experiment id column and the column telling variants apart, as the header spells them."""
+    spelled = {_spelling(name): name for name in reversed(header)}
+    variant = next((spelled[c] for c in ExperimentMetrics.VARIANT_COLUMNS if c in spelled), None)
+    return spelled.get(ExperimentMetrics.EXPERIMENT_COLUMN), variant
+
+
+def _spelling(column: str) -> str:
+    return "".join(ch for ch in column.lower() if ch.isalnum())
 
 
 def _number_or_text(value: Any) -> Any:

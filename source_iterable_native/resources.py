@@ -240,7 +240,7 @@ def _metrics_resource(
         fetch_changes=lambda task: functools.partial(
             campaigns.fetch_metrics, metrics, *sessions, lookback, task.stopping.event
         ),
-        fetch_page=lambda task: functools.partial(campaigns.backfill_metrics, metrics, *sessions),
+        fetch_page=lambda task: functools.partial(campaigns.backfill_metrics, metrics, *sessions, task.stopping.event),
     )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """campaigns and campaign_metrics against the simulator's ground truth."""
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +28,21 @@ def metrics_requests(sim: Simulator, since: int = 0) -> list[list[int]]:
         for entry in sim.request_log[since:]
         if entry["path"] == "/api/campaigns/metrics"
     ]
+
+
+def metrics_dates(sim: Simulator, path: str = "/api/campaigns/metrics") -> set[tuple[tuple[str, str], ...]]:
+    """The date parameters of every request to a metrics endpoint."""
+    return {
+        tuple((name, value) for name, value in entry["query"] if name.endswith("DateTime"))
+        for entry in sim.request_log
+        if entry["path"] == path
+    }
+
+
+def lifetime_dates(since: datetime) -> set[tuple[tuple[str, str], ...]]:
+    """The dates a lifetime metrics request sent between `since` and now carries: 1970 to tomorrow."""
+    days = {(moment + timedelta(days=1)).date().isoformat() for moment in (since, datetime.now(tz=UTC))}
+    return {(("startDateTime", "1970-01-01"), ("endDateTime", day)) for day in days}
 
 
 def typed_metrics(row: dict[str, str]) -> dict[str, Any]:
@@ -88,13 +104,17 @@ async def test_campaign_metrics_batches_typed_values_and_lookback(simulator_fact
     truth = {cid: typed_metrics(rows_by_id[cid]) for cid in launched if cid in rows_by_id}
     assert len(launched) > 2 * 80
 
+    started = datetime.now(tz=UTC)
     first = await d.capture(backfill_binds, stop_when=lambda p: p.documents >= len(truth), deadline=60)
     first.raise_for_error()
     backfill_requests = metrics_requests(sim)
     assert all(len(ids) <= 80 for ids in backfill_requests)
     assert sorted(cid for ids in backfill_requests for cid in ids) == launched
+    # Lifetime totals: the simulator, like Iterable's documentation, ends a request without
+    # endDateTime on 2018-07-25, so every request names its end: tomorrow, UTC.
     rows = by_id(first.docs("acmeCo/campaign_metrics"))
     assert rows == {cid: {"id": cid, **metrics} for cid, metrics in truth.items()}
+    assert metrics_dates(sim) and metrics_dates(sim) <= lifetime_dates(started)
     assert any("Total Email Sends" in row for row in rows.values())
     assert sim.peak_request_rate().get("campaign_metrics", 0) <= 10
 

@@ -1,5 +1,6 @@
 """journeys, snippets, user_fields, catalogs, catalog_items and experiment_metrics end to end."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -8,6 +9,7 @@ from flow_driver.protocol import CaptureProgress
 from iterable_simulator import Simulator
 
 from .conftest import bindings, driver, endpoint_config, small_data
+from .test_campaigns import lifetime_dates, metrics_dates
 
 REFRESHED = {"journeys": "id", "snippets": "id", "user_fields": "name", "catalogs": "name"}
 
@@ -101,27 +103,79 @@ async def test_catalog_items_incremental_on_last_modified_with_deletions(simulat
     assert keyed(docs, "catalogName", "itemId") == truth(sim, "catalog_items", "catalogName", "itemId")
 
 
+def typed_cell(value: str) -> Any:
+    try:
+        return int(value)
+    except ValueError:
+        return float(value) if value.replace(".", "", 1).isdigit() else value
+
+
+# Header style -> the column whose value becomes /variantKey (None: one row per experiment).
+EXPERIMENT_VARIANT_COLUMN = {
+    "experimentId": "templateId", "Experiment ID": "Template ID", "experiment_id": "variant_name",
+    "per experiment": None,
+}  # fmt: skip
+
+
 @pytest.mark.asyncio
-async def test_experiment_metrics_rows_keyed_by_experiment_and_variant(simulator_factory) -> None:
-    sim = await simulator_factory(data=small_data(campaigns=60, experiments=3, events={}, users=20))
+@pytest.mark.parametrize("style", sorted(EXPERIMENT_VARIANT_COLUMN))
+async def test_experiment_metrics_keyed_by_whatever_header_iterable_sends(simulator_factory, style) -> None:
+    sim = await simulator_factory(
+        data=small_data(campaigns=60, experiments=3, events={}, users=20), experiment_metrics_header=style
+    )
     d = driver(sim)
     binds = await bindings(d, ["experiment_metrics"], interval="PT1H")
     header, rows = sim.experiment_metrics_table([], [])
-    assert len(rows) == 6
+    assert len(rows) == (3 if style == "per experiment" else 6)
+    experiment_column, variant_column = header[0], EXPERIMENT_VARIANT_COLUMN[style]
 
+    started = datetime.now(tz=UTC)
     result = await d.capture(binds, stop_when=lambda p: p.documents >= len(rows), deadline=30)
     result.raise_for_error()
-    docs = keyed(result.docs("acmeCo/experiment_metrics"), "experimentId", "templateId")
+    docs = keyed(result.docs("acmeCo/experiment_metrics"), "experimentId", "variantKey")
     expected = {}
     for row in rows:
-        cells = dict(zip(header, row))
-        typed = {k: (v if k == "variantName" else float(v) if "." in v else int(v)) for k, v in cells.items()}
-        expected[(typed["experimentId"], typed["templateId"])] = typed
+        # Every column as Iterable names it, numbers typed, plus the two key fields.
+        cells = {name: typed_cell(value) for name, value in zip(header, row)}
+        variant_key = "" if variant_column is None else str(cells[variant_column])
+        expected[(cells[experiment_column], variant_key)] = {
+            **cells, "experimentId": cells[experiment_column], "variantKey": variant_key,
+        }  # fmt: skip
     assert docs == expected
+    assert len(result.docs("acmeCo/experiment_metrics")) == len(rows)
     requests = [e for e in sim.request_log if e["path"] == "/api/experiments/metrics"]
     assert requests and all(sum(1 for k, _ in e["query"] if k == "campaignId") <= 80 for e in requests)
     email = {c["id"] for c in sim.records("campaigns") if c["messageMedium"] == "Email"}
     assert {int(v) for e in requests for k, v in e["query"] if k == "campaignId"} <= email
+    assert metrics_dates(sim, "/api/experiments/metrics") <= lifetime_dates(started)
+
+
+@pytest.mark.asyncio
+async def test_experiment_metrics_without_an_experiment_id_column_stop_that_binding_only(simulator_factory) -> None:
+    sim = await simulator_factory(
+        data=small_data(campaigns=60, experiments=3, events={}, users=20), experiment_metrics_header="no experiment id"
+    )
+    d = driver(sim)
+    binds = await bindings(d, ["experiment_metrics", "snippets"])
+    header, _ = sim.experiment_metrics_table([], [])
+    snippets = len(sim.records("snippets"))
+
+    result = await d.capture(binds, stop_when=lambda p: p.documents >= snippets + 1, deadline=6)
+    result.raise_for_error()
+    assert result.docs("acmeCo/experiment_metrics") == []
+    assert len(result.docs("acmeCo/snippets")) == snippets  # the other bindings keep flowing
+    errors = [log["msg"] for log in result.logs if "experiment_metrics:" in str(log.get("msg"))]
+    assert set(errors) == {
+        "experiment_metrics: Iterable's experiments/metrics CSV has no experiment id column, so its rows "
+        f"cannot be keyed; header received: {','.join(header)!r}. This binding captures nothing more until "
+        "the connector restarts; if this persists, disable the experiment_metrics binding and report the "
+        "header to Estuary."
+    }
+    # Stalled, not spinning: one request each for the backfill and the incremental pass.
+    requests = [e for e in sim.request_log if e["path"] == "/api/experiments/metrics"]
+    assert 1 <= len(requests) == len(errors) <= 2
+    # The backfill is not over: the next session asks again.
+    assert result.state["bindingStateV1"]["experiment_metrics"]["backfill"] is not None
 
 
 @pytest.mark.asyncio

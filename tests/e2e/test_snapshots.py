@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import bindings, driver
+from iterable_simulator.data import OTHER_TEMPLATE_MEDIUMS, TEMPLATE_MEDIUMS, TEMPLATE_TYPES
+
+from .conftest import bindings, driver, small_data
 
 SNAPSHOTS = ["channels", "lists", "message_types", "metadata_tables", "templates"]
 
@@ -49,3 +51,26 @@ async def test_snapshots_equal_ground_truth_then_stay_quiet_then_tombstone(simul
     assert [doc["_meta"]["op"] for doc in channels].count("d") == 1
     assert canonical(reduced(first.docs("acmeCo/channels") + channels)) == canonical(sim.records("channels"))
     assert {name for name, _ in third.documents} == {"acmeCo/channels"}
+
+
+@pytest.mark.asyncio
+async def test_templates_of_mediums_the_listing_cannot_filter_by_are_captured(simulator_factory) -> None:
+    sim = await simulator_factory(data=small_data(other_medium_templates=2, events={}, users=5))
+    d = driver(sim)
+    binds = await bindings(d, ["templates"], interval="PT1H")  # one pass
+    truth = {t["templateId"]: t for t in sim.records("templates")}
+    assert {t["messageMedium"] for t in truth.values()} >= set(OTHER_TEMPLATE_MEDIUMS)
+
+    result = await d.capture(binds, stop_when=lambda p: p.documents >= len(truth), deadline=20)
+    result.raise_for_error()
+    docs = {doc["templateId"]: {k: v for k, v in doc.items() if k != "_meta"} for doc in result.docs("acmeCo/templates")}
+    # Every template once; those the listing cannot filter by come without a medium, which
+    # Iterable's template objects do not carry.
+    assert len(result.docs("acmeCo/templates")) == len(truth)
+    for template_id, template in truth.items():
+        if template["messageMedium"] in OTHER_TEMPLATE_MEDIUMS:
+            template = {k: v for k, v in template.items() if k != "messageMedium"}
+        assert docs[template_id] == template
+    # One pass costs one listing per type and filterable medium, and one per type without it.
+    listings = [e for e in sim.request_log if e["path"] == "/api/templates"]
+    assert len(listings) == len(TEMPLATE_TYPES) * (len(TEMPLATE_MEDIUMS) + 1)

@@ -1,14 +1,14 @@
 """Campaign change detection, metrics selection and metrics cells."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 import pytest
 
-from source_iterable_native.campaigns import fetch_campaigns, metrics_due
-from source_iterable_native.models import Campaign, CampaignMetrics, CampaignsCursor
+from source_iterable_native.campaigns import fetch_campaigns, metrics_due, metrics_until, read_metrics
+from source_iterable_native.models import Campaign, CampaignMetrics, CampaignsCursor, ExperimentMetrics, UnkeyedMetrics
 
 LOG = logging.getLogger("test")
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -127,3 +127,78 @@ def test_metrics_due_running_and_recently_ended_only() -> None:
 def test_metrics_cells_are_typed_and_empty_ones_left_out(cells: dict[str, str], expected: dict[str, Any]) -> None:
     row = CampaignMetrics.model_validate(cells)
     assert orjson.loads(row.model_dump_json(by_alias=True, exclude_unset=True, exclude={"meta_"})) == expected
+
+
+def experiment_row(cells: dict[str, str]) -> dict[str, Any]:
+    row = ExperimentMetrics.model_validate(cells)
+    return orjson.loads(row.model_dump_json(by_alias=True, exclude_unset=True, exclude={"meta_"}))
+
+
+@pytest.mark.parametrize(
+    ("cells", "key"),
+    [
+        ({"experimentId": "8001", "campaignId": "5", "templateId": "77", "Opens": "3"}, (8001, "77")),
+        ({"Experiment ID": "8001", "Campaign Id": "5", "Template Id": "77", "Variant Name": "B"}, (8001, "77")),
+        ({"experiment_id": "8001", "variant_id": "12", "variant_name": "B"}, (8001, "12")),
+        ({"Experiment Id": "8001", "Variant Name": "Control"}, (8001, "Control")),
+        ({"EXPERIMENT-ID": "8001", "variant": "B"}, (8001, "B")),
+        # No variant column: one row per experiment.
+        ({"experimentId": "8001", "campaignId": "5", "opens": "100", "clicks": "25"}, (8001, "")),
+    ],
+)
+def test_experiment_metrics_key_from_any_spelling_with_every_column_kept(cells: dict[str, str], key: tuple[Any, str]) -> None:
+    row = experiment_row(cells)
+    assert (row["experimentId"], row["variantKey"]) == key
+    typed = {name: int(value) if value.isdigit() else value for name, value in cells.items()}
+    assert row == {**typed, "experimentId": key[0], "variantKey": key[1]}
+
+
+def test_experiment_metrics_without_an_experiment_id_column_name_the_binding_and_quote_the_header() -> None:
+    with pytest.raises(UnkeyedMetrics) as raised:
+        ExperimentMetrics.model_validate({"campaignId": "5", "templateId": "77", "Opens": "3"})
+    assert str(raised.value).startswith(
+        "experiment_metrics: Iterable's experiments/metrics CSV has no experiment id column, so its rows "
+        "cannot be keyed; header received: 'campaignId,templateId,Opens'."
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "until"),
+    [
+        (datetime(2026, 12, 2, 0, 0, tzinfo=UTC), "2026-12-03"),
+        (datetime(2026, 12, 31, 23, 59, tzinfo=UTC), "2027-01-01"),
+        (datetime(2026, 12, 2, 20, 0, tzinfo=timezone(timedelta(hours=-5))), "2026-12-04"),  # 01:00 UTC on the 3rd
+    ],
+)
+def test_metrics_requests_end_tomorrow_utc(now: datetime, until: str) -> None:
+    assert metrics_until(now) == until
+
+
+class FakeMetricsAPI:
+    def __init__(self, body: bytes):
+        self.body = body
+        self.params: list[dict[str, Any]] = []
+
+    async def request(self, log: Any, url: str, params: dict[str, Any]) -> bytes:
+        self.params.append(params)
+        return self.body
+
+
+async def read_all(api: FakeMetricsAPI, ids: list[int]) -> list[ExperimentMetrics]:
+    return [row async for row in read_metrics(api, "https://x", ExperimentMetrics, LOG, ids)]  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_read_metrics_sends_an_explicit_end_and_refuses_rows_it_cannot_tell_apart() -> None:
+    api = FakeMetricsAPI(b"experimentId,campaignId,opens\r\n8001,5,100\r\n8002,5,90\r\n")
+    before = metrics_until(datetime.now(tz=UTC))
+    rows = await read_all(api, [5])
+    assert [(r.experimentId, r.variantKey) for r in rows] == [(8001, ""), (8002, "")]
+    [params] = api.params
+    assert params["endDateTime"] in (before, metrics_until(datetime.now(tz=UTC)))
+    assert params == {"campaignId": [5], "startDateTime": "1970-01-01", "endDateTime": params["endDateTime"]}
+
+    # Rows per experiment and campaign, with nothing to tell them apart: not one overwriting the other.
+    api = FakeMetricsAPI(b"experimentId,campaignId,opens\r\n8001,5,100\r\n8001,6,90\r\n")
+    with pytest.raises(UnkeyedMetrics, match=r"two rows keyed \(8001, ''\).*header received: 'experimentId,campaignId,opens'"):
+        await read_all(api, [5, 6])
