@@ -428,7 +428,10 @@ class ExperimentMetrics(MetricsRow):
     medium: ClassVar[str | None] = "Email"
     # Column names compared without case, spaces, underscores or hyphens ("Experiment ID" is
     # experimentid): Iterable has published no sample of this CSV.
-    EXPERIMENT_COLUMN: ClassVar[str] = "experimentid"
+    ID_COLUMNS: ClassVar[dict[str, str]] = {
+        "experimentid": "experimentId", "campaignid": "campaignId", "templateid": "templateId",
+    }  # fmt: skip
+    """Id columns also written under these field names, so they read alike whatever the header."""
     VARIANT_COLUMNS: ClassVar[tuple[str, ...]] = ("templateid", "variantid", "variantname", "variant")
     """Columns that tell an experiment's rows apart, the first the header has taken."""
 
@@ -440,24 +443,26 @@ class ExperimentMetrics(MetricsRow):
 
     @classmethod
     def keyed(cls, cells: dict[str, Any], header: tuple[str, ...]) -> dict[str, Any]:
-        experiment, variant = _experiment_key_columns(header)
-        if experiment is None:
+        ids, variant = _experiment_columns(header)
+        if "experimentId" not in ids:
             raise UnkeyedMetrics(
                 f"{cls.name}: Iterable's {cls.path} CSV has no experiment id column, so its rows cannot "
                 f"be keyed; header received: {','.join(header)!r}. This binding captures nothing more "
                 f"until the connector restarts; if this persists, disable the {cls.name} binding and "
                 f"report the header to Estuary."
             )
+        named = {field: cells[column] for field, column in ids.items() if column in cells}
         variant_key = "" if variant is None else str(cells.get(variant, ""))
-        return {**cells, "experimentId": cells.get(experiment), "variantKey": variant_key}
+        return {**cells, **named, "variantKey": variant_key}
 
 
 @functools.cache
-def _experiment_key_columns(header: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """The experiment id column and the column telling variants apart, as the header spells them."""
+def _experiment_columns(header: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
+    """The id columns the header has, by field name, and the column telling variants apart."""
     spelled = {_spelling(name): name for name in reversed(header)}
+    ids = {field: spelled[spelling] for spelling, field in ExperimentMetrics.ID_COLUMNS.items() if spelling in spelled}
     variant = next((spelled[c] for c in ExperimentMetrics.VARIANT_COLUMNS if c in spelled), None)
-    return spelled.get(ExperimentMetrics.EXPERIMENT_COLUMN), variant
+    return ids, variant
 
 
 def _spelling(column: str) -> str:

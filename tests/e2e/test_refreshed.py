@@ -110,11 +110,18 @@ def typed_cell(value: str) -> Any:
         return float(value) if value.replace(".", "", 1).isdigit() else value
 
 
-# Header style -> the column whose value becomes /variantKey (None: one row per experiment).
+# Header style -> the column whose value becomes /variantKey (None: one row per experiment), and
+# the id columns the connector also writes under their camelCase names.
 EXPERIMENT_VARIANT_COLUMN = {
     "experimentId": "templateId", "Experiment ID": "Template ID", "experiment_id": "variant_name",
     "per experiment": None,
 }  # fmt: skip
+EXPERIMENT_ID_COLUMNS = {
+    "experimentId": {"experimentId": "experimentId", "campaignId": "campaignId", "templateId": "templateId"},
+    "Experiment ID": {"experimentId": "Experiment ID", "campaignId": "Campaign ID", "templateId": "Template ID"},
+    "experiment_id": {"experimentId": "experiment_id", "campaignId": "campaign_id"},
+    "per experiment": {"experimentId": "experimentId", "campaignId": "campaignId"},
+}
 
 
 @pytest.mark.asyncio
@@ -127,7 +134,7 @@ async def test_experiment_metrics_keyed_by_whatever_header_iterable_sends(simula
     binds = await bindings(d, ["experiment_metrics"], interval="PT1H")
     header, rows = sim.experiment_metrics_table([], [])
     assert len(rows) == (3 if style == "per experiment" else 6)
-    experiment_column, variant_column = header[0], EXPERIMENT_VARIANT_COLUMN[style]
+    variant_column, id_columns = EXPERIMENT_VARIANT_COLUMN[style], EXPERIMENT_ID_COLUMNS[style]
 
     started = datetime.now(tz=UTC)
     result = await d.capture(binds, stop_when=lambda p: p.documents >= len(rows), deadline=30)
@@ -135,12 +142,12 @@ async def test_experiment_metrics_keyed_by_whatever_header_iterable_sends(simula
     docs = keyed(result.docs("acmeCo/experiment_metrics"), "experimentId", "variantKey")
     expected = {}
     for row in rows:
-        # Every column as Iterable names it, numbers typed, plus the two key fields.
+        # Every column as Iterable names it, numbers typed, plus the ids under their camelCase names
+        # and the variant key.
         cells = {name: typed_cell(value) for name, value in zip(header, row)}
+        ids = {field: cells[column] for field, column in id_columns.items()}
         variant_key = "" if variant_column is None else str(cells[variant_column])
-        expected[(cells[experiment_column], variant_key)] = {
-            **cells, "experimentId": cells[experiment_column], "variantKey": variant_key,
-        }  # fmt: skip
+        expected[(ids["experimentId"], variant_key)] = {**cells, **ids, "variantKey": variant_key}
     assert docs == expected
     assert len(result.docs("acmeCo/experiment_metrics")) == len(rows)
     requests = [e for e in sim.request_log if e["path"] == "/api/experiments/metrics"]

@@ -135,22 +135,25 @@ def experiment_row(cells: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("cells", "key"),
+    ("cells", "added"),
     [
-        ({"experimentId": "8001", "campaignId": "5", "templateId": "77", "Opens": "3"}, (8001, "77")),
-        ({"Experiment ID": "8001", "Campaign Id": "5", "Template Id": "77", "Variant Name": "B"}, (8001, "77")),
-        ({"experiment_id": "8001", "variant_id": "12", "variant_name": "B"}, (8001, "12")),
-        ({"Experiment Id": "8001", "Variant Name": "Control"}, (8001, "Control")),
-        ({"EXPERIMENT-ID": "8001", "variant": "B"}, (8001, "B")),
+        ({"experimentId": "8001", "campaignId": "5", "templateId": "77", "Opens": "3"}, {"variantKey": "77"}),
+        (
+            {"Experiment ID": "8001", "Campaign Id": "5", "Template Id": "77", "Variant Name": "B"},
+            {"experimentId": 8001, "campaignId": 5, "templateId": 77, "variantKey": "77"},
+        ),
+        ({"experiment_id": "8001", "variant_id": "12", "variant_name": "B"}, {"experimentId": 8001, "variantKey": "12"}),
+        ({"Experiment Id": "8001", "Variant Name": "Control"}, {"experimentId": 8001, "variantKey": "Control"}),
+        ({"EXPERIMENT-ID": "8001", "variant": "B"}, {"experimentId": 8001, "variantKey": "B"}),
         # No variant column: one row per experiment.
-        ({"experimentId": "8001", "campaignId": "5", "opens": "100", "clicks": "25"}, (8001, "")),
+        ({"experimentId": "8001", "campaignId": "5", "opens": "100", "clicks": "25"}, {"variantKey": ""}),
     ],
 )
-def test_experiment_metrics_key_from_any_spelling_with_every_column_kept(cells: dict[str, str], key: tuple[Any, str]) -> None:
-    row = experiment_row(cells)
-    assert (row["experimentId"], row["variantKey"]) == key
+def test_experiment_metrics_key_from_any_spelling_with_every_column_kept(
+    cells: dict[str, str], added: dict[str, Any]
+) -> None:
     typed = {name: int(value) if value.isdigit() else value for name, value in cells.items()}
-    assert row == {**typed, "experimentId": key[0], "variantKey": key[1]}
+    assert experiment_row(cells) == {**typed, **added}
 
 
 def test_experiment_metrics_without_an_experiment_id_column_name_the_binding_and_quote_the_header() -> None:
