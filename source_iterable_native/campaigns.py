@@ -117,12 +117,8 @@ async def read_metrics(
         key = row.key_values()
         if key in keys:
             header = body.partition(b"\n")[0].decode(errors="replace").rstrip("\r")
-            raise UnkeyedMetrics(
-                f"{metrics.name}: Iterable's {metrics.path} CSV has two rows keyed {key}, so one would "
-                f"overwrite the other; header received: {header!r}. This binding captures nothing more "
-                f"until the connector restarts; if this persists, disable the {metrics.name} binding "
-                f"and report the header to Estuary."
-            )
+            problem = f"has two rows keyed {key}, so one would overwrite the other"
+            raise UnkeyedMetrics(metrics.name, metrics.path, problem, header)
         keys.add(key)
         yield row
 

@@ -286,6 +286,8 @@ class Template(SnapshotStream):
     items_key: ClassVar[str] = "templates"
 
     TEMPLATE_TYPES: ClassVar[tuple[str, ...]] = ("Base", "Blast", "Triggered", "Workflow")
+    # All the listing's messageMedium filter accepts; other mediums (WebPush, Embedded, WhatsApp)
+    # can only come from the listing without it.
     MESSAGE_MEDIUMS: ClassVar[tuple[str, ...]] = ("Email", "Push", "InApp", "SMS")
 
 
@@ -377,6 +379,13 @@ class CampaignsCursor(TupleCursor):
 class UnkeyedMetrics(Exception):
     """A metrics CSV whose header offers nothing to key its rows by."""
 
+    def __init__(self, binding: str, path: str, problem: str, header: str):
+        super().__init__(
+            f"{binding}: Iterable's {path} CSV {problem}; header received: {header!r}. This binding "
+            f"captures nothing more until the connector restarts; if this persists, disable the "
+            f"{binding} binding and report the header to Estuary."
+        )
+
 
 class MetricsRow(BaseCSVRow):
     """One row of one of Iterable's metrics CSVs, under the column names Iterable uses."""
@@ -445,12 +454,8 @@ class ExperimentMetrics(MetricsRow):
     def keyed(cls, cells: dict[str, Any], header: tuple[str, ...]) -> dict[str, Any]:
         ids, variant = _experiment_columns(header)
         if "experimentId" not in ids:
-            raise UnkeyedMetrics(
-                f"{cls.name}: Iterable's {cls.path} CSV has no experiment id column, so its rows cannot "
-                f"be keyed; header received: {','.join(header)!r}. This binding captures nothing more "
-                f"until the connector restarts; if this persists, disable the {cls.name} binding and "
-                f"report the header to Estuary."
-            )
+            problem = "has no experiment id column, so its rows cannot be keyed"
+            raise UnkeyedMetrics(cls.name, cls.path, problem, ",".join(header))
         named = {field: cells[column] for field, column in ids.items() if column in cells}
         variant_key = "" if variant is None else str(cells.get(variant, ""))
         return {**cells, **named, "variantKey": variant_key}
