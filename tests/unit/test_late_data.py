@@ -172,3 +172,20 @@ async def test_malformed_records_fail_unless_skipping_is_turned_on(caplog: pytes
         "error": f"export of {jobs.windows[-1][0]}, file f, line 2: record has no email, the collection key",
         "skipped_by_this_process": 1,
     }]  # fmt: skip
+
+
+def test_the_memory_costs_at_most_32_bytes_a_record() -> None:
+    from benchmarks import dedupe
+
+    m = dedupe.memory(per_day=200_000)
+    assert m.bytes_per_record <= 32 < m.cdk_cache_bytes_per_record
+
+
+@pytest.mark.asyncio
+async def test_a_restart_re_emits_at_most_what_the_late_data_pass_had_not_passed() -> None:
+    from benchmarks import dedupe
+
+    r = await dedupe.restart(per_day=20_000)
+    # The late-data pass trails real time by one lag plus at most one lag-sized step.
+    assert all(r.records_per_lag * 0.9 <= d <= 2 * r.records_per_lag for d in r.duplicates), r
+    assert r.peak_remembered <= 2 * r.records_per_lag + 100
