@@ -331,9 +331,7 @@ def _export_resource(
             backfill = state.backfill.get(stream.data_type)
             if backfill is not None:
                 backfill.next_page = _dict_page(backfill.next_page)
-            capture.track(
-                stream.data_type, realtime.cursor, backfill.next_page if backfill else None, backfill is None
-            )
+            capture.track(stream.data_type, realtime.cursor, backfill.next_page if backfill else None)
             fetch_changes[f"realtime.{stream.data_type}"] = functools.partial(capture.realtime, stream)
             if lag:
                 fetch_changes[f"lookback.{stream.data_type}"] = functools.partial(capture.lookback, stream)

@@ -103,8 +103,6 @@ class TypeProgress:
     last_poll: datetime | None = None
     behind: bool = False
     """The last real-time read stopped short of `now` (its window was capped): read on at once."""
-    backfill_done: bool = True
-    """The backfill has passed its cutoff, so the late-data pass may read what it read."""
     emitted: EmittedLines = field(default_factory=EmittedLines)
     skipped: int = 0
     """Malformed records skipped by this process (advanced.skip_malformed_records)."""
@@ -174,11 +172,9 @@ class ExportCapture:
     clock: Callable[[], datetime] = now_seconds
     skip_malformed: bool = False
 
-    def track(
-        self, data_type: str, realtime_cursor: datetime, page: PageCursor = None, backfill_done: bool = True
-    ) -> None:
-        window = page_window(page) or self.initial_window
-        self.progress[data_type] = TypeProgress(window, realtime_cursor, backfill_done=backfill_done)
+    def track(self, data_type: str, realtime_cursor: datetime, page: PageCursor = None) -> None:
+        """Start pacing a data type; its backfill page, if any, has the window size it learned."""
+        self.progress[data_type] = TypeProgress(page_window(page) or self.initial_window, realtime_cursor)
 
     def _page(self, start: datetime, progress: TypeProgress) -> dict[str, Any]:
         window = int(progress.window.total_seconds())
@@ -219,7 +215,6 @@ class ExportCapture:
         assert end is not None
         if end >= cutoff:
             progress.saw(progress.backfill_newest or start)
-            progress.backfill_done = True
         # The CDK ends a backfill when its last item is a document, and calls again otherwise.
         if end < cutoff or not pending:
             yield self._page(end, progress)
@@ -260,7 +255,7 @@ class ExportCapture:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
         now = self.clock()
-        if not progress.backfill_done or not lookback_due(now, cursor, progress.realtime_cursor, self.lag):
+        if not lookback_due(now, cursor, progress.realtime_cursor, self.lag):
             return
         end = min(now - self.lag, progress.realtime_cursor)
         try:

@@ -138,7 +138,7 @@ async def test_the_adaptive_window_survives_a_restart_in_the_backfill_page() -> 
     assert learned != timedelta(hours=12) and page["window"] == learned.total_seconds()
 
     restarted = users_capture(jobs, clock)
-    restarted.track("user", cutoff, {k: v for k, v in page.items() if not k.startswith("__")}, backfill_done=False)
+    restarted.track("user", cutoff, {k: v for k, v in page.items() if not k.startswith("__")})
     assert restarted.progress["user"].window == learned
 
 
