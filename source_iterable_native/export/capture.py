@@ -104,6 +104,9 @@ class TypeProgress:
     behind: bool = False
     """The last real-time read stopped short of `now` (its window was capped): read on at once."""
     emitted: EmittedLines = field(default_factory=EmittedLines)
+    settled: tuple[datetime, datetime] | None = None
+    """The latest stretch real time read when it was already `lag` old (catching up): what would
+    become visible late was visible then, so the late-data pass steps over it without a job."""
     skipped: int = 0
     """Malformed records skipped by this process (advanced.skip_malformed_records)."""
 
@@ -113,6 +116,11 @@ class TypeProgress:
         if self.newest_record is None:
             return self.realtime_cursor
         return min(self.newest_record, self.realtime_cursor)
+
+    def settle(self, start: datetime, end: datetime) -> None:
+        if self.settled is not None and self.settled[1] == start:
+            start = self.settled[0]
+        self.settled = (start, end)
 
     def saw(self, newest: datetime | None) -> None:
         if newest is not None and (self.newest_record is None or newest > self.newest_record):
@@ -234,8 +242,11 @@ class ExportCapture:
             return
         progress.last_poll = now
         empty = True
+        # What real time reads when already `lag` old is settled: the late-data pass skips it.
+        old = now - self.lag
+        remember = self._remember_from(max(cursor, old))
         try:
-            async for item in self._read(log, stream, cursor, end, Priority.REALTIME, self._remember_from(cursor)):
+            async for item in self._read(log, stream, cursor, end, Priority.REALTIME, remember):
                 if not isinstance(item, datetime):
                     empty = empty and not item
                     for doc in item:
@@ -243,6 +254,8 @@ class ExportCapture:
                 elif empty and item == end:
                     return  # nothing new up to the end: read the same stretch again next time
                 else:
+                    if self.lag and cursor < old:
+                        progress.settle(cursor, min(item, old))
                     yield item
                     progress.realtime_cursor = item
                     progress.behind = item < end
@@ -255,9 +268,16 @@ class ExportCapture:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
         now = self.clock()
-        if not lookback_due(now, cursor, progress.realtime_cursor, self.lag):
+        settled = progress.settled
+        if settled and settled[0] <= cursor < settled[1]:
+            progress.emitted.release(settled[1])
+            yield settled[1]
             return
-        end = min(now - self.lag, progress.realtime_cursor)
+        # Up to a settled stretch ahead, which the next call steps over.
+        reach = min(progress.realtime_cursor, settled[0]) if settled and cursor < settled[0] else progress.realtime_cursor
+        if not lookback_due(now, cursor, reach, self.lag):
+            return
+        end = min(now - self.lag, reach)
         try:
             async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, None, check=True):
                 if not isinstance(item, datetime):

@@ -189,3 +189,26 @@ async def test_a_restart_re_emits_at_most_what_the_late_data_pass_had_not_passed
     # The late-data pass trails real time by one lag plus at most one lag-sized step.
     assert all(r.records_per_lag * 0.9 <= d <= 2 * r.records_per_lag for d in r.duplicates), r
     assert r.peak_remembered <= 2 * r.records_per_lag + 100
+
+
+@pytest.mark.asyncio
+async def test_a_catch_up_remembers_nothing_and_the_late_data_pass_steps_over_it() -> None:
+    clock = Clock(T0 + timedelta(hours=20))
+    jobs = Lines()
+    for i in range(20 * 12):  # a record every 5 minutes through 20 hours of downtime
+        jobs.user(T0 + i * INTERVAL, f"u{i}@x.test")
+    c = ExportCapture(jobs, "users", timedelta(hours=6), HOUR, INTERVAL, clock=clock)  # type: ignore[arg-type]
+    c.track("user", T0)
+    cursor, emitted = T0, 0
+    while items := await collect(c.realtime(USERS, log, cursor)):
+        cursor, emitted = items[-1], emitted + len(docs(items))
+    assert cursor == clock.now and emitted == 20 * 12
+    progress = c.progress["user"]
+    assert len(progress.emitted) < 12 + 1, "a catch-up of old windows is remembered"
+
+    # The late-data pass reads what real time read before the downtime, then steps over the rest.
+    jobs.windows.clear()
+    clock.now += HOUR
+    lookback = [i async for i in c.lookback(USERS, log, T0 - HOUR)]
+    assert lookback == [T0] and [w for w, _ in jobs.windows] == [ExportWindow("user", T0 - HOUR, T0)]
+    assert [i async for i in c.lookback(USERS, log, T0)] == [progress.settled[1]] and len(jobs.windows) == 1
