@@ -212,3 +212,13 @@ async def test_a_catch_up_remembers_nothing_and_the_late_data_pass_steps_over_it
     lookback = [i async for i in c.lookback(USERS, log, T0 - HOUR)]
     assert lookback == [T0] and [w for w, _ in jobs.windows] == [ExportWindow("user", T0 - HOUR, T0)]
     assert [i async for i in c.lookback(USERS, log, T0)] == [progress.settled[1]] and len(jobs.windows) == 1
+
+
+def test_an_int_page_opens_as_the_dict_page_it_stands_for() -> None:
+    from source_iterable_native.resources import _dict_page
+
+    start = int(T0.timestamp())
+    assert _dict_page(start) == {"start": start, "window": None, "job": None, "end": None}
+    assert _dict_page(None) is None
+    page = {"start": start, "window": 60, "job": None, "end": None}
+    assert _dict_page(page) is page
