@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only sparse,dense] [--time-scale 0.05] [--dense 100000,1000000]"""
+"""python -m benchmarks [--only catchup,dense,dedupe] [--time-scale 0.05] [--dense 100000,1000000]"""
 
 import argparse
 import asyncio
@@ -6,18 +6,19 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-from . import catchup, dense
+from . import catchup, dedupe, dense
 from .harness import Scale, table
 
-SCENARIOS = ("catchup", "dense")
+SCENARIOS = ("catchup", "dense", "dedupe")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="catchup (scenarios 1 and 2), dense")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="catchup (scenarios 1 and 2), dense, dedupe")
     parser.add_argument("--time-scale", type=float, default=0.05, help="wall seconds per simulated second")
     parser.add_argument("--dense-time-scale", type=float, default=0.01)
     parser.add_argument("--dense", default="100000,1000000", help="events in the dense window, per run")
+    parser.add_argument("--dedupe-per-day", type=int, default=5_000_000, help="records a day of the busy type")
     return parser.parse_args(argv)
 
 
@@ -54,6 +55,32 @@ async def main(argv: list[str]) -> None:
             ["events", "docs/s (first..last)", "job completed (s)", "first doc (s)", "last doc (s)", "peak RSS (MB)",
              "connector CPU (s)", "docs per CPU s"], rows,
         ), flush=True)  # fmt: skip
+    if "dedupe" in only:
+        print(dedupe_memory_table(args.dedupe_per_day), flush=True)
+        print(await dedupe_restart_table(), flush=True)
+
+
+def dedupe_memory_table(per_day: int) -> str:
+    default = dedupe.memory(per_day, held=dedupe.HELD_DEFAULT)
+    day = dedupe.memory(per_day, held=dedupe.HELD_P1D, compare=False)
+    return table(
+        f"4. Late-data de-duplication memory, a type at {per_day:,} records a day read by real time every "
+        "5 minutes (tracemalloc)",
+        ["late_data_lag", "records held", "bytes per record", "MB", "CDK cache bytes per record", "budget"],
+        [[lag, f"{m.records:,}", m.bytes_per_record, m.records * m.bytes_per_record / 1e6,
+          m.cdk_cache_bytes_per_record, "<= 32"] for lag, m in (("PT1H", default), ("P1D", day))],
+    )  # fmt: skip
+
+
+async def dedupe_restart_table() -> str:
+    r = await dedupe.restart()
+    return table(
+        f"5. Duplicates one restart causes, a type at {r.per_day:,} records a day, late_data_lag "
+        f"{r.lag}, restarted at three points of the late-data pass's step",
+        ["records per lag", "duplicates per restart", "in lags", "peak records remembered"],
+        [[f"{r.records_per_lag:,}", ", ".join(f"{d:,}" for d in r.duplicates),
+          ", ".join(f"{d / r.records_per_lag:.2f}" for d in r.duplicates), f"{r.peak_remembered:,}"]],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,11 @@ class Stored:
     cursor: float
     visible_at: float
     _encoded: bytes | None = None
+    hidden_at: float = math.inf
+    """When a later version of the same user became visible and replaced this one."""
+
+    def visible(self, at: float) -> bool:
+        return self.visible_at <= at < self.hidden_at
 
     def encoded(self) -> bytes:
         if self._encoded is None:

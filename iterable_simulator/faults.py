@@ -64,6 +64,11 @@ class FaultConfig:
     malformed_line_rate: float = 0.0
     missing_cursor_rate: float = 0.0
     missing_key_rate: float = 0.0  # users only: a record with neither email nor itblUserId
+    # Per user update: a second update follows within the same second (same profileUpdatedAt,
+    # `sameSecondRevision` set), visible only `same_second_update_delay_s` later; until then
+    # exports show the first version.
+    same_second_update_rate: float = 0.0
+    same_second_update_delay_s: float = 600.0
     scheduled: list[ScheduledFault] = field(default_factory=list)
 
     def schedule(

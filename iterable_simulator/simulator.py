@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import random
 import secrets
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ class Simulator:
             case "user_fields":
                 return [{"name": name, "type": kind} for name, kind in ds.user_fields.items()]
             case "users":
-                return [s.data for s in ds.users]
+                return [s.data for s in ds.users if s.hidden_at == math.inf]  # superseded versions left out
             case "list_users":
                 return self.list_users()
         return [s.data for s in self._event_store(kind)]
@@ -160,9 +161,9 @@ class Simulator:
     def visible_records(self, kind: str, at: float | None = None) -> list[Any]:
         at = self.now() if at is None else at
         if kind == "users":
-            return [s.data for s in self.data.users if s.visible_at <= at]
+            return [s.data for s in self.data.users if s.visible(at)]
         if kind.startswith("events:"):
-            return [s.data for s in self._event_store(kind) if s.visible_at <= at]
+            return [s.data for s in self._event_store(kind) if s.visible(at)]
         return self.records(kind)
 
     def export_ground_truth(
@@ -238,14 +239,23 @@ class Simulator:
         self, identifier: str, fields: dict[str, Any] | None = None, *, touch: bool = True,
         visible_after_s: float = 0,
     ) -> dict[str, Any]:  # fmt: skip
-        """Change a user found by email, userId or itblUserId; `touch` moves profileUpdatedAt to now."""
+        """Change a user found by email, userId or itblUserId; `touch` moves profileUpdatedAt to now.
+        Exports show the previous version until the new one is visible. With the
+        `same_second_update_rate` fault, a second version follows in the same second, visible late."""
         now = self._settle()
         index = self._user_index(identifier)
         old = self.data.users.pop(index)
         record = {**old.data, **(fields or {})}
         if touch:
             record["profileUpdatedAt"] = timefmt.iterable_str(now)
-        self._insert(self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s)
+        new = self._insert(self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s)
+        self._keep_until(old, new.visible_at, now)
+        if self.rng.random() < self.faults.same_second_update_rate:
+            revision = {**record, "sameSecondRevision": record.get("sameSecondRevision", 0) + 1}
+            delay = self.faults.same_second_update_delay_s
+            late = self._insert(self.data.users, revision, new.cursor, now, visible_after_s + delay)
+            new.hidden_at = late.visible_at
+            self.record_fault("same_second_update", {"user": identifier, "visible_at": late.visible_at})
         return record
 
     def remove(self, kind: str, id: Any) -> None:
@@ -378,7 +388,7 @@ class Simulator:
     def _window(store: list[Stored], start: float | None, end: float | None, at: float) -> list[Stored]:
         lo = 0 if start is None else bisect.bisect_left(store, start, key=lambda s: s.cursor)
         hi = len(store) if end is None else bisect.bisect_left(store, end, key=lambda s: s.cursor)
-        return [s for s in store[lo:hi] if s.visible_at <= at]
+        return [s for s in store[lo:hi] if s.visible(at)]
 
     def _store(self, data_type: str) -> list[Stored]:
         name = self._canonical(data_type)
@@ -398,9 +408,16 @@ class Simulator:
 
     def _insert(
         self, store: list[Stored], record: dict[str, Any], cursor: float, now: float, visible_after_s: float
-    ) -> None:
-        visible_at = now + self.config.scaled(visible_after_s)
-        bisect.insort(store, Stored(record, cursor, visible_at), key=lambda s: s.cursor)
+    ) -> Stored:
+        stored = Stored(record, cursor, now + self.config.scaled(visible_after_s))
+        bisect.insort(store, stored, key=lambda s: s.cursor)
+        return stored
+
+    def _keep_until(self, old: Stored, hidden_at: float, now: float) -> None:
+        """Keep the previous version of an updated user exported until its successor is visible."""
+        if hidden_at > now and old.visible(now):
+            old.hidden_at = hidden_at
+            bisect.insort(self.data.users, old, key=lambda s: s.cursor)
 
     def _sort_stores(self) -> None:
         self.data.users.sort(key=lambda s: s.cursor)
@@ -409,7 +426,7 @@ class Simulator:
 
     def _user_index(self, identifier: str) -> int:
         for i, stored in enumerate(self.data.users):
-            if identifier in (
+            if stored.hidden_at == math.inf and identifier in (
                 stored.data.get("email"),
                 stored.data.get("userId"),
                 stored.data.get("itblUserId"),

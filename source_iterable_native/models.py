@@ -158,6 +158,17 @@ class Advanced(BaseModel):
             "to capture all of them."
         ),
     )
+    skip_malformed_records: bool = Field(
+        default=False,
+        title="Skip Malformed Records",
+        description=(
+            "Leave off: a user or event Iterable exports as invalid JSON, or without its cursor "
+            "(createdAt, profileUpdatedAt) or key (email, itblUserId), stops the capture with an "
+            "error naming the export file and line. Turn on only when such an error repeats on "
+            "every restart and you accept losing those records: each one is then skipped, logged "
+            "with its location and counted, and the capture goes on."
+        ),
+    )
     data_center: DataCenter = Field(
         default=DataCenter.US,
         title="Data Center",

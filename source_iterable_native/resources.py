@@ -10,7 +10,7 @@ from estuary_cdk.flow import CaptureBinding, ValidationError
 from estuary_cdk.http import HTTPError
 
 from . import api, campaigns, catalogs, list_members, refresh
-from .export import ExportCapture, ExportJobs
+from .export import BackfillPage, ExportCapture, ExportJobs
 from .models import (
     SNAPSHOT_STREAMS,
     REFRESHED_STREAMS,
@@ -317,15 +317,21 @@ def _export_resource(
         all_bindings: Any,
     ) -> None:
         jobs.stopping = task.stopping.event
-        capture = ExportCapture(jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval)
+        capture = ExportCapture(
+            jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval,
+            skip_malformed=config.advanced.skip_malformed_records,
+        )  # fmt: skip
         await _add_missing_subtasks(binding, state, streams, lag, task)
-        assert isinstance(state.inc, dict)
+        assert isinstance(state.inc, dict) and isinstance(state.backfill, dict)
         fetch_changes: dict[str, Any] = {}
         fetch_page: dict[str, Any] = {}
         for stream in streams:
             realtime = state.inc[f"realtime.{stream.data_type}"]
             assert realtime and isinstance(realtime.cursor, datetime)
-            capture.track(stream.data_type, realtime.cursor)
+            backfill = state.backfill.get(stream.data_type)
+            if backfill is not None:
+                backfill.next_page = _dict_page(backfill.next_page)
+            capture.track(stream.data_type, realtime.cursor, backfill.next_page if backfill else None)
             fetch_changes[f"realtime.{stream.data_type}"] = functools.partial(capture.realtime, stream)
             if lag:
                 fetch_changes[f"lookback.{stream.data_type}"] = functools.partial(capture.lookback, stream)
@@ -343,6 +349,13 @@ def _export_resource(
         initial_config=ResourceConfig(name=name, interval=EXPORT_INTERVAL),
         schema_inference=True,
     )
+
+
+def _dict_page(page: common.PageCursor) -> common.PageCursor:
+    """An int page (a start only) as the dict page it stands for: the CDK merges a yielded dict
+    page only into a dict. The runtime replaces a checkpointed int with the first dict written."""
+    read = BackfillPage.read(page)
+    return page if read is None or isinstance(page, dict) else read.model_dump()
 
 
 async def _add_missing_subtasks(

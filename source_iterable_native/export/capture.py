@@ -5,7 +5,8 @@ Each export data type runs three CDK subtasks:
 - `realtime.<type>` reads [cursor, now) every interval while the type is busy, and less often the
   longer it has been quiet; an empty read leaves the cursor where it was;
 - `lookback.<type>` re-reads, in one job per lag-sized step, what realtime read at least `lag` ago,
-  so records Iterable makes visible late are captured. Records both passes see are emitted once.
+  so records Iterable makes visible late are captured. Records both passes see are emitted once
+  (`dedupe.EmittedLines`).
 
 Windows adapt to the data: a window that holds few records makes the next one larger, a large or
 truncated one makes it smaller. Export results are unordered, so a window's end is checkpointed
@@ -13,16 +14,18 @@ only after every record of its job has been emitted.
 """
 
 import zlib
+from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from logging import Logger
 from typing import Any, AsyncGenerator, Callable
 
-from estuary_cdk import emitted_changes_cache as cache
-from estuary_cdk.capture.common import LogCursor, PageCursor
+from estuary_cdk.capture.common import LogCursor, PageCursor, make_cursor_dict
+from pydantic import BaseModel
 
 from ..rate_limits import time_scale
-from ..records import ExportedStream
+from ..records import ExportedStream, MalformedRecord
+from .dedupe import EmittedLines, line_digest
 from .jobs import (
     ExportFailed,
     ExportJobs,
@@ -39,6 +42,9 @@ WINDOW_FLOOR = timedelta(minutes=1)
 IDLE_POLL_MAX = timedelta(hours=1)
 LOOKBACK_MIN_STEP = timedelta(minutes=5)
 RESTART_POLL_HORIZON = 24
+REALTIME_SETTLE = timedelta(minutes=5)
+"""Real time stops this far short of `now`, less `late_data_lag`: without a late-data pass
+(PT0S) it never reads right up to `now`, where records may still be becoming visible."""
 BACKFILL_DOCS_PER_CHECKPOINT = 20_000
 """A large backfill window is committed in parts of this many documents, each checkpointing the
 window's unchanged start: the documents reach Flow while the window streams, and a restart reads
@@ -49,8 +55,38 @@ def now_seconds() -> datetime:
     return datetime.now(tz=UTC).replace(microsecond=0)
 
 
+class BackfillPage(BaseModel):
+    """A data type's backfill position, as checkpointed: where the next window starts, and the
+    adaptive window size, so a restart goes on at the size it had learned. `job` and `end` name
+    an export job started for [start, end). Older checkpoints hold an int (`start` only); the
+    Flow runtime merge-patches dict pages, so every key is always written, null for none."""
+
+    start: int
+    window: int | None = None
+    job: int | None = None
+    end: int | None = None
+
+    @classmethod
+    def read(cls, page: PageCursor) -> "BackfillPage | None":
+        if page is None:
+            return None
+        if isinstance(page, bool) or not isinstance(page, (int, dict)):
+            raise ValueError(f"not a backfill page: {page!r}")
+        return cls(start=page) if isinstance(page, int) else cls.model_validate(page)
+
+    def cursor(self) -> dict[str, Any]:
+        """The page to yield: the CDK takes a dict for a page only with its marker."""
+        return make_cursor_dict(self.model_dump())
+
+
 def page_to_datetime(page: PageCursor) -> datetime | None:
-    return datetime.fromtimestamp(page, tz=UTC) if isinstance(page, int) else None
+    read = BackfillPage.read(page)
+    return None if read is None else datetime.fromtimestamp(read.start, tz=UTC)
+
+
+def page_window(page: PageCursor) -> timedelta | None:
+    read = BackfillPage.read(page)
+    return None if read is None or not read.window else timedelta(seconds=read.window)
 
 
 def datetime_to_page(dt: datetime) -> int:
@@ -67,6 +103,12 @@ class TypeProgress:
     last_poll: datetime | None = None
     behind: bool = False
     """The last real-time read stopped short of `now` (its window was capped): read on at once."""
+    emitted: EmittedLines = field(default_factory=EmittedLines)
+    settled: tuple[datetime, datetime] | None = None
+    """The latest stretch real time read when it was already `lag` old (catching up): what would
+    become visible late was visible then, so the late-data pass steps over it without a job."""
+    skipped: int = 0
+    """Malformed records skipped by this process (advanced.skip_malformed_records)."""
 
     def quiet_since(self) -> datetime:
         """Since when, as far as this process knows, the type has had no new records. An empty
@@ -74,6 +116,11 @@ class TypeProgress:
         if self.newest_record is None:
             return self.realtime_cursor
         return min(self.newest_record, self.realtime_cursor)
+
+    def settle(self, start: datetime, end: datetime) -> None:
+        if self.settled is not None and self.settled[1] == start:
+            start = self.settled[0]
+        self.settled = (start, end)
 
     def saw(self, newest: datetime | None) -> None:
         if newest is not None and (self.newest_record is None or newest > self.newest_record):
@@ -131,12 +178,22 @@ class ExportCapture:
     interval: timedelta
     progress: dict[str, TypeProgress] = field(default_factory=dict)
     clock: Callable[[], datetime] = now_seconds
+    skip_malformed: bool = False
 
-    def track(self, data_type: str, realtime_cursor: datetime) -> None:
-        self.progress[data_type] = TypeProgress(self.initial_window, realtime_cursor)
+    def track(self, data_type: str, realtime_cursor: datetime, page: PageCursor = None) -> None:
+        """Start pacing a data type; its backfill page, if any, has the window size it learned."""
+        self.progress[data_type] = TypeProgress(page_window(page) or self.initial_window, realtime_cursor)
 
-    def _cache_name(self, stream: ExportedStream) -> str:
-        return f"{self.binding}.{stream.data_type}"
+    def _page(self, start: datetime, progress: TypeProgress) -> dict[str, Any]:
+        window = int(progress.window.total_seconds())
+        return BackfillPage(start=datetime_to_page(start), window=window, job=None, end=None).cursor()
+
+    def _remember_from(self, cursor: datetime) -> datetime | None:
+        """Where the late-data pass will read again: records from there on are remembered."""
+        return cursor if self.lag else None
+
+    def _realtime_end(self, now: datetime) -> datetime:
+        return now - max(timedelta(0), REALTIME_SETTLE * time_scale() - self.lag)
 
     async def backfill(
         self, stream: ExportedStream, start: datetime, log: Logger, page: PageCursor, cutoff: LogCursor
@@ -149,7 +206,8 @@ class ExportCapture:
         end = None
         try:
             pending = 0
-            async for item in self._read(log, stream, window_start, cutoff, Priority.BACKFILL, cutoff - self.lag):
+            remember = self._remember_from(cutoff - self.lag)
+            async for item in self._read(log, stream, window_start, cutoff, Priority.BACKFILL, remember):
                 if isinstance(item, datetime):
                     end = item
                     continue
@@ -157,17 +215,17 @@ class ExportCapture:
                     yield doc
                 pending += len(item)
                 if pending >= BACKFILL_DOCS_PER_CHECKPOINT:
-                    yield datetime_to_page(window_start)
+                    yield self._page(window_start, progress)
                     pending = 0
         except ExportStopped:
-            yield datetime_to_page(window_start)
+            yield self._page(window_start, progress)
             return
         assert end is not None
         if end >= cutoff:
             progress.saw(progress.backfill_newest or start)
         # The CDK ends a backfill when its last item is a document, and calls again otherwise.
         if end < cutoff or not pending:
-            yield datetime_to_page(end)
+            yield self._page(end, progress)
 
     async def realtime(
         self, stream: ExportedStream, log: Logger, cursor: LogCursor
@@ -178,23 +236,29 @@ class ExportCapture:
         idle_max = IDLE_POLL_MAX * time_scale()
         phase = idle_phase(stream.data_type, idle_max)
         due = next_realtime_poll(now, progress.quiet_since(), progress.last_poll, self.interval, idle_max, phase)
+        end = self._realtime_end(now)
         # The CDK calls again one interval after an empty poll: round to the nearest call.
-        if now - cursor < timedelta(seconds=1) or (not progress.behind and now < due - self.interval / 2):
+        if end - cursor < timedelta(seconds=1) or (not progress.behind and now < due - self.interval / 2):
             return
         progress.last_poll = now
         empty = True
+        # What real time reads when already `lag` old is settled: the late-data pass skips it.
+        old = now - self.lag
+        remember = self._remember_from(max(cursor, old))
         try:
-            async for item in self._read(log, stream, cursor, now, Priority.REALTIME, cursor):
+            async for item in self._read(log, stream, cursor, end, Priority.REALTIME, remember):
                 if not isinstance(item, datetime):
                     empty = empty and not item
                     for doc in item:
                         yield doc
-                elif empty and item == now:
-                    return  # nothing new up to now: read the same stretch again next time
+                elif empty and item == end:
+                    return  # nothing new up to the end: read the same stretch again next time
                 else:
+                    if self.lag and cursor < old:
+                        progress.settle(cursor, min(item, old))
                     yield item
                     progress.realtime_cursor = item
-                    progress.behind = item < now
+                    progress.behind = item < end
         except ExportStopped:
             return
 
@@ -204,16 +268,23 @@ class ExportCapture:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
         now = self.clock()
-        if not lookback_due(now, cursor, progress.realtime_cursor, self.lag):
+        settled = progress.settled
+        if settled and settled[0] <= cursor < settled[1]:
+            progress.emitted.release(settled[1])
+            yield settled[1]
             return
-        end = min(now - self.lag, progress.realtime_cursor)
+        # Up to a settled stretch ahead, which the next call steps over.
+        reach = min(progress.realtime_cursor, settled[0]) if settled and cursor < settled[0] else progress.realtime_cursor
+        if not lookback_due(now, cursor, reach, self.lag):
+            return
+        end = min(now - self.lag, reach)
         try:
-            async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, cursor):
+            async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, None, check=True):
                 if not isinstance(item, datetime):
                     for doc in item:
                         yield doc
                     continue
-                cache.cleanup(self._cache_name(stream), item - timedelta(microseconds=1))
+                progress.emitted.release(item)
                 yield item
         except ExportStopped:
             return
@@ -225,17 +296,19 @@ class ExportCapture:
         start: datetime,
         limit: datetime,
         priority: Priority,
-        dedupe_from: datetime,
+        remember_from: datetime | None,
+        check: bool = False,
     ) -> AsyncGenerator[Any, None]:
         """Lists of documents of one window starting at `start` and ending at most at `limit`, then
-        the window's end. Records at or after `dedupe_from` are emitted only if not emitted before.
+        the window's end. Lines of records at or after `remember_from` are remembered for the
+        late-data pass; with `check`, lines emitted before are skipped.
         Lists, not documents, so that each document crosses one async generator, not two."""
         progress = self.progress[stream.data_type]
-        name = self._cache_name(stream)
         while True:
             window = ExportWindow(stream.data_type, start, min(limit, start + progress.window))
-            count = 0
+            count = skipped = 0
             newest: datetime | None = None
+            digests = array("Q")
             try:
                 async for batch in self.jobs.export(log, window, priority):
                     docs: list[Any] = []
@@ -244,17 +317,32 @@ class ExportCapture:
                         position.number += 1
                         if not line or line.isspace():
                             continue
-                        doc, key, cursor = stream.record(line, position)
+                        try:
+                            doc, _, cursor = stream.record(line, position)
+                        except MalformedRecord as err:
+                            if not self.skip_malformed:
+                                raise
+                            skipped += 1
+                            progress.skipped += 1
+                            log.warning(
+                                "skipped a malformed record (advanced.skip_malformed_records)",
+                                {"error": str(err), "skipped_by_this_process": progress.skipped},
+                            )
+                            continue
                         count += 1
                         if newest is None or cursor > newest:
                             newest = cursor
-                        if cursor >= dedupe_from and not cache.should_yield(name, key, cursor):
+                        if check and progress.emitted.emitted(cursor, line_digest(line)):
                             continue
+                        if remember_from is not None and cursor >= remember_from:
+                            digests.append(line_digest(line))
                         docs.append(doc)
                     yield docs
             except ExportTruncated:
                 self._shrink(window, progress)
                 continue
+            if remember_from is not None:
+                progress.emitted.add(max(window.start, remember_from), window.end, digests)
             self._adapt(window, progress, count)
             if priority is Priority.BACKFILL:
                 if newest is not None and (progress.backfill_newest is None or newest > progress.backfill_newest):
@@ -263,8 +351,9 @@ class ExportCapture:
                 progress.saw(newest)
             log.info(
                 "exported window",
-                {"window": str(window), "records": count, "next_window_s": progress.window.total_seconds()},
-            )
+                {"window": str(window), "records": count, "next_window_s": progress.window.total_seconds(),
+                 **({"skipped_malformed": skipped, "skipped_malformed_total": progress.skipped} if skipped else {})},
+            )  # fmt: skip
             yield window.end
             return
 

@@ -172,7 +172,8 @@ def _floor(state: dict[str, Any], state_key: str, data_type: str) -> float:
     backfill = (binding.get("backfill") or {}).get(data_type)
     if backfill:
         page = backfill.get("next_page")
-        floors.append(float(page) if isinstance(page, int) else float("-inf"))
+        start = page.get("start") if isinstance(page, dict) else page  # dict pages: export data types
+        floors.append(float(start) if isinstance(start, int) else float("-inf"))
     return min(floors, default=float("-inf"))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import xxhash
 
-from iterable_simulator.faults import Fault
+from iterable_simulator.faults import Fault, FaultConfig
 
 from .conftest import bindings, driver, endpoint_config, small_data
 
@@ -103,6 +103,25 @@ async def test_late_records_are_captured_once(simulator_factory) -> None:
     result.raise_for_error()
     emails = Counter(doc["email"] for doc in result.docs("acmeCo/events"))
     assert emails == Counter({late["email"]: 1, on_time["email"]: 1})
+
+
+@pytest.mark.asyncio
+async def test_a_same_second_update_visible_late_is_captured(simulator_factory) -> None:
+    faults = FaultConfig(same_second_update_rate=1.0, same_second_update_delay_s=1000)
+    sim = await simulator_factory(data=small_data(events={}, users=5), faults=faults)
+    d = driver(sim, export_config(sim, late_data_lag="PT12S"))
+    binds = await bindings(d, ["users"])
+    first = await d.capture(binds, stop_when=lambda p: p.documents >= 5, deadline=30)
+    first.raise_for_error()
+
+    # Updated twice within one second; the second version is visible 10 s (1,000 simulated) later,
+    # after real time has read the first.
+    user = sim.records("users")[0]
+    sim.update_user(user["email"], {"plan": "gold"})
+    result = await d.capture(binds, state=first.state, deadline=30)
+    result.raise_for_error()
+    versions = [doc.get("sameSecondRevision") for doc in result.docs("acmeCo/users") if doc["email"] == user["email"]]
+    assert versions == [None, 1]
 
 
 @pytest.mark.asyncio

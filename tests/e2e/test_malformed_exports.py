@@ -76,7 +76,9 @@ async def capture_until_failure(sim: Simulator, binding: str, **advanced: Any) -
 def assert_window_not_passed(result: Any, binding: str, data_type: str, job: ExportJob) -> None:
     backfill = result.state.get("bindingStateV1", {}).get(binding, {}).get("backfill", {}).get(data_type)
     assert backfill is not None, "the backfill of the failed window was checkpointed as finished"
-    assert backfill.get("next_page") is None or backfill["next_page"] <= job.start
+    page = backfill.get("next_page")
+    start = page.get("start") if isinstance(page, dict) else page
+    assert start is None or start <= job.start
     assert result.docs(f"acmeCo/{binding}") == [], "records of the failed window were committed"
 
 
@@ -94,3 +96,27 @@ async def test_malformed_line_stops_its_window(simulator_factory, name: str) -> 
         f"[{_iso(job.start)}, {_iso(job.end)}), file {file}, line {number}: {reason}"
     )
     assert_window_not_passed(result, case.binding, case.data_type, job)
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.asyncio
+async def test_skip_malformed_records_skips_logs_and_counts_each_one(simulator_factory, name: str) -> None:
+    case = CASES[name]
+    events = {case.data_type: 30} if case.binding == "events" else {}
+    sim = await simulator_factory(data=small_data(events=events, users=30), export_records_per_file=8, faults=case.fault)
+    advanced = {"event_types": [case.data_type]} if case.binding == "events" else {}
+    config = endpoint_config(
+        sim, start_date=rel.start_date(sim),
+        advanced={"window_size": "P40D", "skip_malformed_records": True, **advanced},
+    )  # fmt: skip
+    d = driver(sim, config)
+    result = await d.capture(await bindings(d, [case.binding]), stop_when=lambda p: p.checkpoints >= 3, deadline=30)
+    result.raise_for_error()
+
+    job, file, number, reason = first_bad_line(sim, case.data_type, case.reason)
+    skipped = [log["fields"]["args"] for log in result.logs if log.get("msg", "").startswith("skipped a malformed")]
+    window = f"[{_iso(job.start)}, {_iso(job.end)})"
+    assert skipped and skipped[0]["error"] == f"export of {case.data_type} {window}, file {file}, line {number}: {reason}"
+    assert [s["skipped_by_this_process"] for s in skipped] == list(range(1, len(skipped) + 1))
+    good = sum(1 for f in job.files for line in f.lines if case.reason(line) is None)
+    assert len(result.docs(f"acmeCo/{case.binding}")) >= good > 0

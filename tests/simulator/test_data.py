@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from iterable_simulator import DataSpec, Simulator, SimulatorConfig, timefmt
+from iterable_simulator import DataSpec, FaultConfig, Simulator, SimulatorConfig, timefmt
 
 from .conftest import NOW
 
@@ -98,3 +98,30 @@ def test_mutations():
     assert channel not in sim.records("channels")
     with pytest.raises(ValueError):
         sim.add_event("notAType", {})
+
+
+def test_same_second_update_visible_late():
+    now = [NOW]
+    sim = _sim(clock=lambda: now[0], faults=FaultConfig(same_second_update_rate=1.0, same_second_update_delay_s=600))
+    user = sim.records("users")[0]
+    first = sim.update_user(user["email"], {"plan": "gold"})
+    window = (NOW - 1, NOW + 1)
+    assert sim.export_ground_truth("user", *window) == [first]
+    assert sim.visible_records("users").count(first) == 1 and user not in sim.visible_records("users")
+
+    now[0] = NOW + 600
+    [second] = sim.export_ground_truth("user", *window)
+    assert second == {**first, "sameSecondRevision": 1}, "the second version differs only in content"
+    assert second["profileUpdatedAt"] == first["profileUpdatedAt"]
+    assert first not in sim.visible_records("users") and sim.records("users") == sim.visible_records("users")
+    assert [f["fault"] for f in sim.injected_faults] == ["same_second_update"]
+
+
+def test_updates_are_exported_as_their_previous_version_until_visible():
+    now = [NOW]
+    sim = _sim(clock=lambda: now[0])
+    user = sim.records("users")[0]
+    updated = sim.update_user(user["email"], {"plan": "gold"}, visible_after_s=60)
+    assert user in sim.visible_records("users") and updated not in sim.visible_records("users")
+    now[0] = NOW + 60
+    assert user not in sim.visible_records("users") and updated in sim.visible_records("users")
