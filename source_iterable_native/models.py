@@ -161,12 +161,13 @@ class Advanced(BaseModel):
         default=True,
         title="Capture All Users",
         description=(
-            "When on, the users backfill starts at 2013-01-01T00:00:00Z, Iterable's launch, "
-            "whatever the start date says, so that every user is captured and every event joins "
-            "to its user; the start date still bounds events. When off, users follow the start "
-            "date, and only users whose profile changed since then are captured: turn it off to "
-            "save the export jobs a backfill of every user costs in a large project whose events "
-            "you do not join to users. Applies to users backfills started after it is set."
+            "When on, the users backfill starts at 2013-01-01T00:00:00Z (Iterable's launch) "
+            "whatever the start date says, so every user is captured and every event can be "
+            "joined to its user; the start date still bounds events. When off, users follow the "
+            "start date: only users whose profile changed since then are captured. Turn it off "
+            "for a large project that does not need users unchanged since the start date: "
+            "exporting every profile takes Iterable longer and transfers every user. Applies to "
+            "users backfills that start after it is set."
         ),
     )
     data_center: DataCenter = Field(
