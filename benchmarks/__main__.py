@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only catchup,dense,dedupe] [--time-scale 0.05] [--dense 100000,1000000]"""
+"""python -m benchmarks [--only catchup,dense,dedupe,users] [--time-scale 0.05] [--dense 100000,1000000] [--users 50000,2000000]"""
 
 import argparse
 import asyncio
@@ -6,19 +6,20 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-from . import catchup, dedupe, dense
+from . import catchup, dedupe, dense, users_history
 from .harness import Scale, table
 
-SCENARIOS = ("catchup", "dense", "dedupe")
+SCENARIOS = ("catchup", "dense", "dedupe", "users")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="catchup (scenarios 1 and 2), dense, dedupe")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="catchup (scenarios 1 and 2), dense, dedupe, users")
     parser.add_argument("--time-scale", type=float, default=0.05, help="wall seconds per simulated second")
     parser.add_argument("--dense-time-scale", type=float, default=0.01)
     parser.add_argument("--dense", default="100000,1000000", help="events in the dense window, per run")
     parser.add_argument("--dedupe-per-day", type=int, default=5_000_000, help="records a day of the busy type")
+    parser.add_argument("--users", default="50000,2000000", help="users of the project, per users backfill run")
     return parser.parse_args(argv)
 
 
@@ -54,6 +55,13 @@ async def main(argv: list[str]) -> None:
             "CPU includes the connector's start-up)",
             ["events", "docs/s (first..last)", "job completed (s)", "first doc (s)", "last doc (s)", "peak RSS (MB)",
              "connector CPU (s)", "docs per CPU s"], rows,
+        ), flush=True)  # fmt: skip
+    if "users" in only:
+        results = await users_history.main(Scale(args.time_scale), [int(n) for n in args.users.split(",")])
+        print(table(
+            f"6. Users backfill from 2013 (capture_all_users) vs from a 30-day start_date: users last updated "
+            f"over the past {users_history.HISTORY_DAYS // 365} years",
+            users_history.HEADER, users_history.rows(results),
         ), flush=True)  # fmt: skip
     if "dedupe" in only:
         print(dedupe_memory_table(args.dedupe_per_day), flush=True)

@@ -73,7 +73,7 @@ async def run(scale: Scale, events: int) -> Dense:
         )  # fmt: skip
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
         result = await _measure(d, binds, events)
-        job = max(sim.jobs.values(), key=lambda j: len(j.records or ()))
+        job = max(sim.jobs.values(), key=lambda j: j.record_count or 0)
         assert job.ended_at is not None
         result.job_done_s = job.ended_at - result.opened_at
         return result

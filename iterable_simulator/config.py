@@ -68,6 +68,9 @@ class DataSpec:
     # Index into the generated lists (negative allowed); None disables the behaviour.
     failing_list_index: int | None = -1
     breaking_list_index: int | None = -2
+    # Hold users as their sorted update instants only (8 bytes each) and render each record when
+    # read: millions of users in little memory. Such users are read-only (no add_user/update_user).
+    light_users: bool = False
 
 
 @dataclass

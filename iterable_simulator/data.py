@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import math
 import random
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -123,6 +127,64 @@ class Stored:
         return self._encoded
 
 
+class LightUsers(Sequence[Stored]):
+    """Users held as their sorted `profileUpdatedAt` instants alone (whole seconds, 8 bytes each);
+    each record (email, itblUserId, profileUpdatedAt) is rendered when read. Read-only."""
+
+    def __init__(self, cursors: list[float], list_field: str) -> None:
+        self.cursors = array("d", sorted(float(int(c)) for c in cursors))
+        self.list_field = list_field
+
+    def __len__(self) -> int:
+        return len(self.cursors)
+
+    @overload
+    def __getitem__(self, index: int) -> Stored: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Stored]: ...
+    def __getitem__(self, index: int | slice) -> Stored | list[Stored]:
+        if isinstance(index, slice):
+            return [self._user(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._user(index)
+
+    def sort(self, key: Any = None) -> None:
+        """Already sorted by cursor, the only order the simulator keeps."""
+
+    def export_lines(self, start: float | None, end: float | None, at: float) -> list[bytes]:
+        """The JSON lines of the users updated in [start, end) and visible at `at`, without
+        building a record or a Stored for each."""
+        lo = 0 if start is None else bisect.bisect_left(self.cursors, start)
+        hi = len(self) if end is None else bisect.bisect_left(self.cursors, end)
+        hi = min(hi, bisect.bisect_right(self.cursors, at))
+        # Formatted by hand: orjson's output keeps a 4 KB buffer per line, 8 GB for 2M users.
+        return [
+            f'{{"email":"user{i}@light.test","itblUserId":"itbl{i}","profileUpdatedAt":"{self._iterable_str(int(self.cursors[i]))}","{self.list_field}":[]}}'.encode()
+            for i in range(lo, max(lo, hi))
+        ]
+
+    def _record(self, i: int) -> dict[str, Any]:
+        return {"email": f"user{i}@light.test", "itblUserId": f"itbl{i}",
+                "profileUpdatedAt": self._iterable_str(int(self.cursors[i])), self.list_field: []}  # fmt: skip
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def _day(day: int) -> str:
+        return timefmt.to_dt(day * DAY).strftime("%Y-%m-%d")
+
+    def _iterable_str(self, seconds: int) -> str:
+        """timefmt.iterable_str of whole seconds, without a strftime per user."""
+        day, rest = divmod(seconds, 86400)
+        return f"{self._day(day)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d} +00:00"
+
+    def _user(self, i: int) -> Stored:
+        cursor = self.cursors[i]
+        return Stored(self._record(i), cursor, cursor)
+
+
 @dataclass
 class Member:
     email: str | None
@@ -151,7 +213,7 @@ class Dataset:
     metadata_tables: list[dict[str, Any]] = field(default_factory=list)
     campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     activity: dict[int, CampaignActivity] = field(default_factory=dict)
-    users: list[Stored] = field(default_factory=list)
+    users: list[Stored] | LightUsers = field(default_factory=list)
     events: dict[str, list[Stored]] = field(default_factory=dict)
     journeys: list[dict[str, Any]] = field(default_factory=list)
     snippets: list[dict[str, Any]] = field(default_factory=list)
@@ -236,7 +298,8 @@ class Generator:
         self._snippets()
         self._catalogs()
         self._experiments()
-        self.ds.user_fields = infer_user_fields([u.data for u in self.ds.users])
+        users = self.ds.users[:1000] if isinstance(self.ds.users, LightUsers) else self.ds.users
+        self.ds.user_fields = infer_user_fields([u.data for u in users])
         return self.ds
 
     # -- small resources ---------------------------------------------------------------------------
@@ -397,6 +460,9 @@ class Generator:
         return [item["id"] for item in items if self.rng.random() < p]
 
     def _users(self) -> None:
+        if self.spec.light_users:
+            self.ds.users = LightUsers([self._t() for _ in range(self.spec.users)], self.ds.list_field)
+            return
         self.ds.users = [self.build_user(i) for i in range(self.spec.users)]
 
     def _memberships(self) -> None:

@@ -64,7 +64,7 @@ class ExportJob:
     running_since: float | None = None
     first_started_at: float | None = None
     ended_at: float | None = None
-    records: list[dict[str, Any]] | None = None  # what the export contains (ground truth for the job)
+    record_count: int | None = None  # how many records the export contains; None until it runs
     truncated: bool = False
     files: list[ExportFile] = field(default_factory=list)
     requeue_count: int = 0
@@ -80,7 +80,7 @@ class ExportJob:
     def files_available(self, now: float) -> list[ExportFile]:
         if self.state is JobState.COMPLETED:
             return self.files
-        if self.records is None or self.duration <= 0 or self.state in (JobState.FAILED, JobState.CANCELLED):
+        if self.record_count is None or self.duration <= 0 or self.state in (JobState.FAILED, JobState.CANCELLED):
             return []
         # Files are appended while the job runs.
         fraction = min(1.0, self.progress_at(now) / self.duration)
@@ -189,7 +189,7 @@ class ExportManager:
         return at, job, action
 
     def _start(self, job: ExportJob, at: float) -> None:
-        if job.records is None:
+        if job.record_count is None:
             self._materialise(job, at)
         job.state = JobState.RUNNING
         job.running_since = at
@@ -204,7 +204,7 @@ class ExportManager:
         if limit is not None and len(selected) > limit:
             selected = selected[:limit]
             job.truncated = True
-        job.records = [record for record, _ in selected]
+        job.record_count = len(selected)
         per_1k = self.settings.latency_per_1k * len(selected) / 1000
         job.duration = (
             job.fixed_duration if job.fixed_duration is not None else self.settings.latency_base + per_1k

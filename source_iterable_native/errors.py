@@ -10,14 +10,19 @@ from .models import ResourceConfig
 SECRET_PARTS = ("credentials",)
 """Locations whose values are never echoed back: they may hold the API key."""
 
+_DATETIME = (
+    "must be a date and time like 2026-01-01T00:00:00Z (UTC) or with an offset like "
+    "2026-01-01T00:00:00-08:00 (converted to UTC)"
+)
+
 _HINTS: dict[str, str] = {
     "missing": "is required",
     "time_delta_parsing": "must be an ISO 8601 duration such as PT12H or P1D",
     "time_delta_type": "must be an ISO 8601 duration such as PT12H or P1D",
-    "datetime_from_date_parsing": "must be a UTC date and time like 2026-01-01T00:00:00Z",
-    "datetime_parsing": "must be a UTC date and time like 2026-01-01T00:00:00Z",
-    "datetime_type": "must be a UTC date and time like 2026-01-01T00:00:00Z",
-    "timezone_aware": "needs a time zone: write it like 2026-01-01T00:00:00Z",
+    "datetime_from_date_parsing": _DATETIME,
+    "datetime_parsing": _DATETIME,
+    "datetime_type": _DATETIME,
+    "timezone_aware": "needs a time zone: write it like 2026-01-01T00:00:00Z (UTC) or 2026-01-01T00:00:00-08:00",
 }
 
 

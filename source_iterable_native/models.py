@@ -169,6 +169,19 @@ class Advanced(BaseModel):
             "with its location and counted, and the capture goes on."
         ),
     )
+    capture_all_users: bool = Field(
+        default=True,
+        title="Capture All Users",
+        description=(
+            "When on, the users backfill starts at 2013-01-01T00:00:00Z (Iterable's launch) "
+            "whatever the start date says, so every user is captured and every event can be "
+            "joined to its user; the start date still bounds events. When off, users follow the "
+            "start date: only users whose profile changed since then are captured. Turn it off "
+            "for a large project that does not need users unchanged since the start date: "
+            "exporting every profile takes Iterable longer and transfers every user. Applies to "
+            "users backfills that start after it is set."
+        ),
+    )
     data_center: DataCenter = Field(
         default=DataCenter.US,
         title="Data Center",
@@ -184,10 +197,19 @@ def _blank_as_none(value: Any) -> Any:
     return None if value == "" else value
 
 
+def _in_utc(value: datetime | None) -> datetime | None:
+    """Export windows are sent to Iterable in UTC: an offset is converted, never dropped."""
+    return None if value is None else value.astimezone(UTC)
+
+
 def _not_in_future(value: datetime | None) -> datetime | None:
     if value is not None and value > datetime.now(tz=UTC):
         raise ValueError(f"Start date {value.isoformat()} is in the future")
     return value
+
+
+USERS_HISTORY_START = datetime(2013, 1, 1, tzinfo=UTC)
+"""Iterable launched in 2013: no profile was updated before."""
 
 
 class EndpointConfig(BaseModel):
@@ -206,15 +228,24 @@ class EndpointConfig(BaseModel):
         json_schema_extra={"order": 1, "type": "string"},
     )
     start_date: Annotated[
-        AwareDatetime | None, BeforeValidator(_blank_as_none), AfterValidator(_not_in_future)
+        AwareDatetime | None,
+        BeforeValidator(_blank_as_none),
+        AfterValidator(_in_utc),
+        AfterValidator(_not_in_future),
     ] = Field(
         default=None,
         title="Start Date",
         description=(
-            "UTC date and time in the format YYYY-MM-DDTHH:MM:SSZ. Users and events before it "
-            "are not captured. Leave empty to start 30 days before the capture is created."
+            "Date and time in the format YYYY-MM-DDTHH:MM:SSZ (UTC), or with an offset such as "
+            "2026-01-01T00:00:00-08:00, which is converted to UTC. Events before it are not "
+            "captured, nor users last updated before it unless Capture All Users is on (the "
+            "default). Leave empty to start 30 days before the capture is created."
         ),
-        json_schema_extra={"order": 2, "format": "date-time", "pattern": r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)?$"},
+        json_schema_extra={
+            "order": 2,
+            "format": "date-time",
+            "pattern": r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$",
+        },
     )
     advanced: Advanced = Field(
         default_factory=Advanced,
@@ -233,7 +264,12 @@ class EndpointConfig(BaseModel):
         return self
 
     def start(self, now: datetime) -> datetime:
+        """Where events (and users, without capture_all_users) start, for a binding created at `now`."""
         return self.start_date or now - timedelta(days=30)
+
+    def users_start(self, now: datetime) -> datetime:
+        """Where the users backfill of a binding created at `now` starts."""
+        return USERS_HISTORY_START if self.advanced.capture_all_users else self.start(now)
 
     def api_origin(self) -> str:
         """The Iterable origin requests go to: the data center's, or `ITERABLE_API_BASE_URL`."""

@@ -9,40 +9,66 @@ import orjson
 import xxhash
 
 _ALMOST_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,9})?(?:\.0+)? ?(Z|[+-]\d{2}:?\d{2})$"
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2})(?::(\d{2})(?:[.,](\d+))?(?:\.\d+)?)? ?([Zz]|[+-]\d{2}(?::?\d{2})?)$"
 )
+"""The forms repaired: date, `T`, `t` or a space, hours and minutes, optional seconds with an optional
+fraction (comma or dot) and an ignored second fraction, an optional space, then `Z` or an offset of
+hours with optional minutes. Anything else is not taken for a datetime."""
+
+LEAP_SECOND = ("59", "999999")
+"""`23:59:60` (a leap second) becomes the last microsecond before the next second: the instant
+stays in its minute and day, sorts after every earlier one and before the next second."""
 
 
-def repair_datetime(value: str) -> str:
-    """Iterable's almost-ISO datetimes as RFC 3339; any other string unchanged.
-
-    Handles `2026-01-14 06:20:22 +00:00`, the colon-less offset `+0000`, and the malformed
-    double fraction `2025-12-19T22:43:34.134105.000Z`.
-    """
-    if len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-":
-        # Iterable's usual form, `2026-01-14 06:20:22 +00:00`, without the regular expression.
-        repaired = f"{value[:10]}T{value[11:19]}{value[20:]}"
-        try:
-            datetime.fromisoformat(repaired)
-        except ValueError:
-            return value
-        return repaired
-    match = _ALMOST_RFC3339.match(value)
-    if match is None:
-        return value
-    date, time, fraction, offset = match.groups()
-    if offset != "Z" and ":" not in offset:
-        offset = f"{offset[:3]}:{offset[3:]}"
-    repaired = f"{date}T{time}{fraction or ''}{offset}"
+def _usual_form(value: str) -> str | None:
+    """Iterable's usual form, `2026-01-14 06:20:22 +00:00`, repaired without the regular expression."""
+    repaired = f"{value[:10]}T{value[11:19]}{value[20:]}"
     try:
         datetime.fromisoformat(repaired)
     except ValueError:
-        return value
+        return None
     return repaired
 
 
+def rfc3339(value: str) -> str | None:
+    """`value` as an RFC 3339 date-time, or None when it is not one of the forms repaired.
+
+    Handles `2026-01-14 06:20:22 +00:00`, missing seconds (`2026-01-14 06:20 +00:00`), offsets
+    without a colon (`+0000`) or of whole hours (`+00`), the malformed double fraction
+    `2025-12-19T22:43:34.134105.123Z` (the first fraction is kept: it is the precise one), and
+    leap seconds (see LEAP_SECOND).
+    """
+    if len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-":
+        usual = _usual_form(value)
+        if usual is not None or value[17:19] != "60":
+            return usual
+    match = _ALMOST_RFC3339.match(value)
+    if match is None:
+        return None
+    date, minutes, seconds, fraction, offset = match.groups()
+    if seconds == "60":
+        seconds, fraction = LEAP_SECOND
+    if offset in "Zz":
+        offset = "Z"
+    elif len(offset) == 3:
+        offset = f"{offset}:00"
+    elif len(offset) == 5:
+        offset = f"{offset[:3]}:{offset[3:]}"
+    repaired = f"{date}T{minutes}:{seconds or '00'}{'.' + fraction if fraction else ''}{offset}"
+    try:
+        datetime.fromisoformat(repaired)
+    except ValueError:
+        return None
+    return repaired
+
+
+def repair_datetime(value: str) -> str:
+    """Iterable's almost-ISO datetimes as RFC 3339 (see `rfc3339`); any other string unchanged."""
+    return rfc3339(value) or value
+
+
 def _looks_like_datetime(value: str) -> bool:
-    return len(value) >= 19 and value[4] == "-" and value[13] == ":"
+    return len(value) >= 17 and value[4] == "-" and value[13] == ":"
 
 
 def repair_datetimes(value: Any) -> Any:
@@ -59,7 +85,7 @@ def repair_datetimes(value: Any) -> Any:
     for k, v in entries:
         kind = type(v)
         if kind is str:
-            if len(v) >= 19 and v[4] == "-" and v[13] == ":":
+            if len(v) >= 17 and v[4] == "-" and v[13] == ":":
                 value[k] = repair_datetime(v)
         elif kind is dict or kind is list:
             repair_datetimes(v)
@@ -97,23 +123,20 @@ class ExportedRecord(NamedTuple):
 
 
 def parse_datetime(value: Any, field: str, location: object) -> datetime:
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(repair_datetime(value))
-            if parsed.tzinfo is not None:
-                return parsed
-        except ValueError:
-            pass
-    raise MalformedRecord(f"{location}: {field} {value!r} is not a datetime with a time zone")
+    """The instant of a datetime in one of the forms `rfc3339` repairs; nothing else is accepted, so
+    that every value parsed as a datetime is also written back in RFC 3339."""
+    repaired = rfc3339(value) if isinstance(value, str) else None
+    if repaired is None:
+        raise MalformedRecord(f"{location}: {field} {value!r} is not a datetime with a time zone")
+    return datetime.fromisoformat(repaired)
 
 
 def _parse_repaired(value: Any, field: str, location: object) -> datetime:
-    """parse_datetime of a value `repair_datetimes` already saw: usually one `fromisoformat`."""
-    if type(value) is str and len(value) > 19 and value[10] == "T":
+    """parse_datetime of a value `repair_datetimes` already saw: for the repaired usual form
+    (`2026-01-14T06:20:22+00:00`), one `fromisoformat`."""
+    if type(value) is str and len(value) == 25 and value[10] == "T" and value[22] == ":" and value[19] in "+-":
         try:
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is not None:
-                return parsed
+            return datetime.fromisoformat(value)
         except ValueError:
             pass
     return parse_datetime(value, field, location)

@@ -11,6 +11,7 @@ from estuary_cdk.http import HTTPError
 
 from . import api, campaigns, catalogs, list_members, refresh
 from .export import BackfillPage, ExportCapture, ExportJobs
+from .export.capture import datetime_to_page
 from .models import (
     SNAPSHOT_STREAMS,
     REFRESHED_STREAMS,
@@ -103,6 +104,7 @@ def all_resources(
         _export_resource(
             config, jobs, now, Event.name, [f"/{f}" for f in ("_estuary_id", "eventType")], Event,
             [ExportedStream(t, Event.cursor_field, None) for t in enabled_event_types(config)],
+            config.start,
         ),
         _campaigns_resource(http, origin),
         _metrics_resource(CampaignMetrics, Bucket.CAMPAIGN_METRICS, http, origin, config, now),
@@ -113,6 +115,7 @@ def all_resources(
         _export_resource(
             config, jobs, now, User.name, [f"/{users.key_field}"], users,
             [ExportedStream(User.data_type, User.cursor_field, users.key_field)],
+            config.users_start,
         ),
     ]
     return sorted(resources, key=lambda resource: resource.name)
@@ -283,16 +286,23 @@ def _catalog_items_resource(http: IterableHTTP, origin: str) -> common.Resource:
     )  # fmt: skip
 
 
+BackfillStart = Callable[[datetime], datetime]
+"""Where the backfill of a binding (or data type) created at the given instant starts."""
+
+
 def _export_subtasks(
-    streams: list[ExportedStream], cutoff: datetime, lag: timedelta
+    streams: list[ExportedStream], cutoff: datetime, lag: timedelta, start: datetime
 ) -> common.ResourceState:
+    """The subtasks of newly captured data types. The backfill's first page is its resolved start,
+    checkpointed at the first open, so an empty start date does not move with later restarts."""
     inc: dict[str, common.ResourceState.Incremental | None] = {}
     for stream in streams:
         inc[f"realtime.{stream.data_type}"] = common.ResourceState.Incremental(cursor=cutoff)
         if lag:
             inc[f"lookback.{stream.data_type}"] = common.ResourceState.Incremental(cursor=cutoff - lag)
     backfill: dict[str, common.ResourceState.Backfill | None] = {
-        stream.data_type: common.ResourceState.Backfill(cutoff=cutoff, next_page=None) for stream in streams
+        stream.data_type: common.ResourceState.Backfill(cutoff=cutoff, next_page=datetime_to_page(start))
+        for stream in streams
     }
     return common.ResourceState(inc=inc, backfill=backfill)
 
@@ -305,9 +315,9 @@ def _export_resource(
     key: list[str],
     model: type[common.BaseDocument],
     streams: list[ExportedStream],
+    backfill_start: BackfillStart,
 ) -> common.Resource:
     lag = config.advanced.late_data_lag
-    start = config.start(now)
 
     async def open(
         binding: CaptureBinding[ResourceConfig],
@@ -321,7 +331,7 @@ def _export_resource(
             jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval,
             skip_malformed=config.advanced.skip_malformed_records,
         )  # fmt: skip
-        await _add_missing_subtasks(binding, state, streams, lag, task)
+        await _add_missing_subtasks(binding, state, streams, lag, backfill_start, task)
         assert isinstance(state.inc, dict) and isinstance(state.backfill, dict)
         fetch_changes: dict[str, Any] = {}
         fetch_page: dict[str, Any] = {}
@@ -335,7 +345,8 @@ def _export_resource(
             fetch_changes[f"realtime.{stream.data_type}"] = functools.partial(capture.realtime, stream)
             if lag:
                 fetch_changes[f"lookback.{stream.data_type}"] = functools.partial(capture.lookback, stream)
-            fetch_page[stream.data_type] = functools.partial(capture.backfill, stream, start)
+            legacy_start = _start_of_unpaged_backfill(config, state.backfill.get(stream.data_type), now)
+            fetch_page[stream.data_type] = functools.partial(capture.backfill, stream, legacy_start)
         task.sourced_schema(binding_index, {"properties": _key_schemas(model, key)})
         await task.checkpoint(ConnectorState())
         common.open_binding(binding, binding_index, state, task, fetch_changes=fetch_changes, fetch_page=fetch_page)
@@ -345,7 +356,7 @@ def _export_resource(
         key=key,
         model=model,
         open=open,
-        initial_state=_export_subtasks(streams, now, lag),
+        initial_state=_export_subtasks(streams, now, lag, backfill_start(now)),
         initial_config=ResourceConfig(name=name, interval=EXPORT_INTERVAL),
         schema_inference=True,
     )
@@ -358,11 +369,22 @@ def _dict_page(page: common.PageCursor) -> common.PageCursor:
     return page if read is None or isinstance(page, dict) else read.model_dump()
 
 
+def _start_of_unpaged_backfill(
+    config: EndpointConfig, backfill: common.ResourceState.Backfill | None, now: datetime
+) -> datetime:
+    """Where a backfill whose page is still None starts: one a version before the initial page
+    carried the start. It keeps the behaviour it was created with, and its empty start date
+    resolves from the backfill's own cutoff, which does not move with restarts."""
+    cutoff = backfill.cutoff if backfill is not None and isinstance(backfill.cutoff, datetime) else now
+    return config.start(cutoff)
+
+
 async def _add_missing_subtasks(
     binding: CaptureBinding[ResourceConfig],
     state: common.ResourceState,
     streams: list[ExportedStream],
     lag: timedelta,
+    backfill_start: BackfillStart,
     task: Task,
 ) -> None:
     """Start capturing data types (or the lookback pass) that were enabled after the binding."""
@@ -371,7 +393,7 @@ async def _add_missing_subtasks(
     if not isinstance(state.backfill, dict):
         state.backfill = {} if state.backfill is None else state.backfill
     now = datetime.now(tz=UTC).replace(microsecond=0)
-    fresh = _export_subtasks(streams, now, lag)
+    fresh = _export_subtasks(streams, now, lag, backfill_start(now))
     assert isinstance(fresh.inc, dict) and isinstance(fresh.backfill, dict)
     new_inc = {k: v for k, v in fresh.inc.items() if k not in state.inc}
     new_types = [s.data_type for s in streams if f"realtime.{s.data_type}" in new_inc]

@@ -17,12 +17,16 @@ CONFIG_ERRORS: list[tuple[str, dict[str, Any], str]] = [
     ("unknown project_type", {"project_type": "Email"},
      "Invalid endpoint config: /project_type should be 'Email-based', 'UserID-based' or 'Hybrid' (got 'Email')"),
     ("start_date not a date", {"start_date": "last month"},
-     "Invalid endpoint config: /start_date must be a UTC date and time like 2026-01-01T00:00:00Z (got 'last month')"),
+     "Invalid endpoint config: /start_date must be a date and time like 2026-01-01T00:00:00Z (UTC) or with an "
+     "offset like 2026-01-01T00:00:00-08:00 (converted to UTC) (got 'last month')"),
     ("start_date without zone", {"start_date": "2026-01-01T00:00:00"},
-     "Invalid endpoint config: /start_date needs a time zone: write it like 2026-01-01T00:00:00Z "
-     "(got '2026-01-01T00:00:00')"),
+     "Invalid endpoint config: /start_date needs a time zone: write it like 2026-01-01T00:00:00Z (UTC) or "
+     "2026-01-01T00:00:00-08:00 (got '2026-01-01T00:00:00')"),
     ("start_date in the future", {"start_date": "2099-01-01T00:00:00Z"},
      "Invalid endpoint config: /start_date: Start date 2099-01-01T00:00:00+00:00 is in the future"),
+    ("capture_all_users not a boolean", {"advanced": {"capture_all_users": "sometimes"}},
+     "Invalid endpoint config: /advanced/capture_all_users should be a valid boolean, unable to interpret input "
+     "(got 'sometimes')"),
     ("window_size too large", {"advanced": {"window_size": "P400D"}},
      "Invalid endpoint config: /advanced/window_size: Window size must be between PT1S and P365D, got P400D"),
     ("window_size not ISO 8601", {"advanced": {"window_size": "12 hours"}},

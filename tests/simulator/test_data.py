@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import orjson
 import pytest
 
 from iterable_simulator import DataSpec, FaultConfig, Simulator, SimulatorConfig, timefmt
@@ -125,3 +126,21 @@ def test_updates_are_exported_as_their_previous_version_until_visible():
     assert user in sim.visible_records("users") and updated not in sim.visible_records("users")
     now[0] = NOW + 60
     assert user not in sim.visible_records("users") and updated in sim.visible_records("users")
+
+
+def test_light_users_hold_only_their_instants_and_export_like_full_ones():
+    spec = DataSpec(now=NOW, users=5_000, light_users=True, history_days=1095, events={}, lists=0, late_fraction=0.0)
+    sim = _sim(data=spec)
+    users = sim.data.users
+    assert len(users) == 5_000 and users.cursors.itemsize * len(users.cursors) == 40_000
+    cursors = [u.cursor for u in users[:]]
+    assert cursors == sorted(cursors) and NOW - 1095 * DAY <= cursors[0] and cursors[-1] < NOW
+    assert users[-1].data == users[len(users) - 1].data and users[7].data["email"] == "user7@light.test"
+    assert timefmt.parse(users[7].data["profileUpdatedAt"]) == users[7].cursor
+    # An export window selects exactly the users updated inside it.
+    start, end = NOW - 400 * DAY, NOW - 100 * DAY
+    exported = sim.export_ground_truth("user", start, end)
+    assert len(exported) == sum(1 for c in cursors if start <= c < end) > 0
+    assert _sim(data=spec).records("users") == sim.records("users")
+    # Export jobs read light users' lines directly, the same records without building them.
+    assert [orjson.loads(line) for line in users.export_lines(start, end, NOW)] == exported

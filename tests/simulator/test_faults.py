@@ -109,7 +109,7 @@ async def test_job_falls_back_to_enqueued_and_keeps_progress(make_client):
         clock.advance(0.25)
     assert seen == ["running", "enqueued", "running", "completed"]
     job = c.sim.jobs[job_id]
-    assert job.requeue_count == 1 and len(job.records) == len(
+    assert job.requeue_count == 1 and job.record_count == len(
         c.sim.export_ground_truth("emailSend", None, NOW)
     )
 

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,6 +37,54 @@ def test_blank_start_date_means_thirty_days_back() -> None:
 def test_start_date_parses() -> None:
     c = EndpointConfig.model_validate(config(start_date="2024-01-01T00:00:00Z"))
     assert c.start_date == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "start_date, utc",
+    [
+        ("2026-01-01T00:00:00-08:00", datetime(2026, 1, 1, 8, tzinfo=UTC)),
+        ("2026-01-01T00:00:00+05:30", datetime(2025, 12, 31, 18, 30, tzinfo=UTC)),
+        ("2026-01-01T00:00:00+00:00", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("2026-01-01T00:00:00.5Z", datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)),
+    ],
+)
+def test_start_date_with_an_offset_is_converted_to_utc(start_date: str, utc: datetime) -> None:
+    c = EndpointConfig.model_validate(config(start_date=start_date))
+    assert c.start_date == utc
+    # Export windows are rendered from the wall-clock fields: they must be UTC's.
+    assert c.start_date is not None and c.start_date.utcoffset() == timedelta(0)
+    assert c.start_date.replace(tzinfo=None) == utc.replace(tzinfo=None)
+
+
+@pytest.mark.parametrize(
+    "start_date, matches",
+    [
+        ("", True),
+        ("2026-01-01T00:00:00Z", True),
+        ("2026-01-01T00:00:00-08:00", True),
+        ("2026-01-01T00:00:00.250+05:30", True),
+        ("2026-01-01", False),
+        ("2026-01-01T00:00:00", False),
+        ("2026-01-01 00:00:00Z", False),
+    ],
+)
+def test_spec_pattern_says_which_start_dates_are_accepted(start_date: str, matches: bool) -> None:
+    pattern = EndpointConfig.model_json_schema()["properties"]["start_date"]["pattern"]
+    assert bool(re.match(pattern, start_date)) is matches
+    if matches:
+        EndpointConfig.model_validate(config(start_date=start_date))
+
+
+def test_capture_all_users_starts_users_in_2013_and_leaves_events_at_start_date() -> None:
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    on = EndpointConfig.model_validate(config(start_date="2026-01-01T00:00:00Z"))
+    assert on.advanced.capture_all_users is True
+    assert on.users_start(now) == datetime(2013, 1, 1, tzinfo=UTC)
+    assert on.start(now) == datetime(2026, 1, 1, tzinfo=UTC)
+    off = EndpointConfig.model_validate(config(start_date="2026-01-01T00:00:00Z", advanced={"capture_all_users": False}))
+    assert off.users_start(now) == off.start(now) == datetime(2026, 1, 1, tzinfo=UTC)
+    blank = EndpointConfig.model_validate(config(advanced={"capture_all_users": False}))
+    assert blank.users_start(now) == now - timedelta(days=30)
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,6 @@
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 import orjson
 
@@ -5,9 +8,13 @@ from source_iterable_native.records import (
     ExportedStream,
     MalformedRecord,
     estuary_id,
+    parse_datetime,
     repair_datetime,
     repair_datetimes,
 )
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+"""RFC 3339's date-time, as JSON Schema's `format: date-time` checks it (a leap second aside)."""
 
 
 @pytest.mark.parametrize(
@@ -20,6 +27,19 @@ from source_iterable_native.records import (
         ("2025-12-19T22:43:34.134105.000Z", "2025-12-19T22:43:34.134105Z"),
         ("2026-01-14T06:20:22Z", "2026-01-14T06:20:22Z"),
         ("2026-01-14T06:20:22.5+01:00", "2026-01-14T06:20:22.5+01:00"),
+        # Forms a cursor was accepted in but that were written back as they came.
+        ("2026-01-14 06:20 +00:00", "2026-01-14T06:20:00+00:00"),
+        ("2026-01-14T06:20Z", "2026-01-14T06:20:00Z"),
+        ("2026-01-14 06:20:22+00", "2026-01-14T06:20:22+00:00"),
+        ("2026-01-14 06:20:22 -05", "2026-01-14T06:20:22-05:00"),
+        ("2025-12-19T22:43:34.134105.123Z", "2025-12-19T22:43:34.134105Z"),
+        ("2025-12-19T22:43:34.134105.000+0000", "2025-12-19T22:43:34.134105+00:00"),
+        ("2026-01-14t06:20:22z", "2026-01-14T06:20:22Z"),
+        ("2026-01-14T06:20:22,5Z", "2026-01-14T06:20:22.5Z"),
+        ("2026-01-14T06:20:22.123456789Z", "2026-01-14T06:20:22.123456789Z"),
+        # Leap seconds: the last microsecond of the second before.
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999Z"),
+        ("2016-12-31 23:59:60.5 +00:00", "2016-12-31T23:59:59.999999+00:00"),
     ],
 )
 def test_repairs_iterable_datetimes(raw: str, repaired: str) -> None:
@@ -38,6 +58,16 @@ def test_repairs_iterable_datetimes(raw: str, repaired: str) -> None:
         "2026-01-14 06:20:22 +00:00 UTC",
         "2026-01-14 06:20:22 +0",
         "order 2026-01-14 06:20:22 +00:00",
+        "2026-01-14 06:20 +0",
+        "2026-01-14T06:20:22+00:00:00",
+        "2026-01-14T06:20:22+05:3",
+        "2026-01-14T06:20:22 UTC",
+        "2026-01-14T06:61:00Z",
+        "2026-02-30T06:20:22Z",
+        "2026-01-14T06:20:61Z",
+        "2026-01-14T06:20:22+25:00",
+        "2026-01-14T0620Z",
+        "2026-01-14T06Z",
     ],
 )
 def test_leaves_lookalikes_untouched(lookalike: str) -> None:
@@ -129,3 +159,64 @@ def test_user_without_key_field_is_reported() -> None:
     stream = ExportedStream("user", "profileUpdatedAt", "itblUserId")
     with pytest.raises(MalformedRecord, match="record has no itblUserId"):
         stream.record(b'{"profileUpdatedAt": "2026-01-14 06:20:22 +00:00", "email": "a@b.com"}', "at")
+
+
+@pytest.mark.parametrize(
+    "value, instant",
+    [
+        ("2026-01-14 06:20:22 +00:00", datetime(2026, 1, 14, 6, 20, 22, tzinfo=UTC)),
+        ("2026-01-14 06:20 +00:00", datetime(2026, 1, 14, 6, 20, tzinfo=UTC)),
+        ("2026-01-14 06:20:22-08", datetime(2026, 1, 14, 14, 20, 22, tzinfo=UTC)),
+        ("2025-12-19T22:43:34.134105.123Z", datetime(2025, 12, 19, 22, 43, 34, 134105, tzinfo=UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2026-01-14T01:00:00+05:30", datetime(2026, 1, 13, 19, 30, tzinfo=UTC)),
+    ],
+)
+def test_parses_each_repaired_form_to_its_instant(value: str, instant: datetime) -> None:
+    parsed = parse_datetime(value, "createdAt", "here")
+    assert parsed == instant
+    assert RFC3339.match(repair_datetime(value))
+    assert datetime.fromisoformat(repair_datetime(value)) == parsed
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # Python's own parser takes these, but they are not written back in RFC 3339: refused.
+        "20260114T062022Z",
+        "2026-W03-3T06:20:22Z",
+        "2026-01-14T06Z",
+        "2026-01-14T0620Z",
+        "2026-01-14T06:20:22+00:00:00",
+        # Not datetimes with a time zone at all.
+        "2026-01-14T06:20:22",
+        "2026-01-14",
+        "2026-01-14 06:20:22 UTC",
+        "2026-01-14T24:00:00Z",
+        "",
+        1768371622,
+        None,
+    ],
+)
+def test_refuses_cursors_it_cannot_write_back_in_rfc3339(value: object) -> None:
+    with pytest.raises(MalformedRecord, match="here: createdAt .* is not a datetime with a time zone"):
+        parse_datetime(value, "createdAt", "here")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-01-14 06:20 +00:00", "2026-01-14 06:20:22+00", "2025-12-19T22:43:34.134105.123Z", "2016-12-31 23:59:60 +00:00"],
+)
+def test_every_datetime_of_a_record_is_written_back_in_rfc3339(value: str) -> None:
+    stream = ExportedStream("user", "profileUpdatedAt", "email")
+    line = orjson.dumps({"email": "a@b.com", "profileUpdatedAt": value, "nested": {"at": value}, "list": [value]})
+    record = stream.record(line, "here")
+    assert RFC3339.match(record.doc["profileUpdatedAt"]), record.doc["profileUpdatedAt"]
+    assert record.doc["nested"]["at"] == record.doc["list"][0] == record.doc["profileUpdatedAt"]
+    assert record.cursor == datetime.fromisoformat(record.doc["profileUpdatedAt"])
+
+
+def test_repair_keeps_the_offset_and_order_of_instants() -> None:
+    base = datetime(2026, 1, 14, 6, 20, 22, tzinfo=timezone(timedelta(hours=-8)))
+    forms = [base.strftime("%Y-%m-%d %H:%M:%S %z"), base.strftime("%Y-%m-%d %H:%M:%S%z")[:-2]]
+    assert [repair_datetime(f) for f in forms] == ["2026-01-14T06:20:22-08:00"] * 2
