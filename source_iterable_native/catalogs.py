@@ -109,7 +109,7 @@ class CatalogItems:
         position = CatalogItemsCursor.decode(cursor)
         started = datetime.now(tz=UTC)
         first_pass = self.previous_start is None
-        listed = [str(catalog["name"]) async for catalog in list_catalogs(self.http, self.origin, log)]
+        listed = list(dict.fromkeys([str(c["name"]) async for c in list_catalogs(self.http, self.origin, log)]))
         # A catalog the listing missed (it shifted) is still read: only its own 404 says it is gone.
         had = set(self.catalogs) | (set(position.counts or {}) if first_pass else set())
         names = listed + sorted(had - set(listed))
