@@ -106,7 +106,8 @@ async def _campaigns_cursor(listing: _CampaignsListing, cursor: tuple[str]) -> t
 
 
 class _CatalogsListing:
-    """Pre-encoded pages of `catalogs` catalogs sharing `items` items, as Iterable wraps them."""
+    """`catalogs` catalogs sharing `items` items, served as Iterable wraps them (the CPU figure
+includes building and encoding these pages)."""
 
     def __init__(self, catalogs: int, items: int) -> None:
         self.names = [f"catalog-{c:03d}" for c in range(catalogs)]
@@ -160,12 +161,14 @@ async def measure_async(
     reader = CatalogItems(catalogs_listing, "https://x")  # type: ignore[arg-type]
     start_cursor = CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode()
     tracemalloc.start()
-    cpu = time.process_time()
     items_cursor = await _catalog_pass(reader, start_cursor)
-    cpu = time.process_time() - cpu
     remembered = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     total_items = sum(len(index) for index in reader.catalogs.values())
+    catalogs_listing.requests = 0
+    cpu = time.process_time()
+    items_cursor = await _catalog_pass(reader, items_cursor)  # nothing changed: every item looked up
+    cpu = time.process_time() - cpu
 
     refreshed = state_bytes(journeys_cursor) + state_bytes(fields_cursor)
     whole = refreshed + state_bytes(steady) + state_bytes(items_cursor)
@@ -183,7 +186,8 @@ async def measure_async(
         "catalog_items_packed_bytes_per_item": sum(i.nbytes() for i in reader.catalogs.values()) / total_items,
         "catalog_items_pass_requests": catalogs_listing.requests,
         "catalog_items_pass_min_seconds_at_budget": catalogs_listing.requests / RATE_PER_S,
-        "catalog_items_pass_cpu_seconds_traced": cpu,
+        "catalog_items_steady_pass_cpu_seconds": cpu,
+        "catalog_items_steady_pass_cpu_us_per_item": cpu / total_items * 1e6,
     }
 
 
