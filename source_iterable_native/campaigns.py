@@ -69,7 +69,7 @@ class _CampaignsWalk:
         self.unseen = set(position.watching)
         self.seen: set[str] = set()
         self.read: list[tuple[int, str, int]] = []
-        """(updatedAt, id, fingerprint) of every campaign read above the floor."""
+        """(updatedAt, id, fingerprint) of the campaigns read above the next pass's floor."""
         self.watching = Fingerprints()
         self.newest = position.updated_at
         self.emitted = 0
@@ -88,7 +88,7 @@ class _CampaignsWalk:
         above = self.first or campaign.updatedAt > self.position.floor
         if campaign.changes_silently():
             self.watching[key] = fingerprint
-        elif above:
+        elif campaign.updatedAt > self._next_floor():
             self.read.append((campaign.updatedAt, key, fingerprint))
         known = self.position.recent.get(key, self.position.watching.get(key))
         # Below the floor, a campaign not watched before is emitted only if it now needs watching:
@@ -97,10 +97,13 @@ class _CampaignsWalk:
         self.emitted += new
         return new
 
-    def cursor(self) -> CampaignsCursor:
+    def _next_floor(self) -> int:
         """The next pass re-reads everything this one read above the previous cursor, plus an
         overlap: an update hidden by a page shift, or visible late, is read again."""
-        floor = (self.newest if self.first else self.position.updated_at) - RECENT_OVERLAP_MS
+        return (self.newest if self.first else self.position.updated_at) - RECENT_OVERLAP_MS
+
+    def cursor(self) -> CampaignsCursor:
+        floor = self._next_floor()
         recent = Fingerprints(
             (key, fingerprint)
             for updated_at, key, fingerprint in sorted(self.read, reverse=True)[:RECENT_LIMIT]
