@@ -36,17 +36,17 @@ RATE_PER_S = 100
 """Iterable's budget for catalog reads: 100 requests per second per API key."""
 
 
-def state_bytes(cursor: tuple[str]) -> int:
+def state_bytes(cursor: tuple[str | int]) -> int:
     """What a cursor costs in the connector state: its JSON, as Flow stores it."""
     return len(orjson.dumps({"inc": {"cursor": list(cursor)}}))
 
 
-async def _refreshed_cursor(stream: type[RefreshedStream], items: list[dict[str, Any]]) -> tuple[str]:
+async def _refreshed_cursor(stream: type[RefreshedStream], items: list[dict[str, Any]]) -> tuple[str | int]:
     async def listing(log: logging.Logger) -> AsyncIterator[dict[str, Any]]:
         for item in items:
             yield item
 
-    cursor = RefreshCursor().encode()
+    cursor: tuple[str | int] = RefreshCursor().encode()
     async for doc in fetch_refreshed(stream, listing, LOG, cursor):
         if isinstance(doc, tuple):
             cursor = doc
@@ -98,7 +98,7 @@ class _CampaignsListing:
         return orjson.dumps({"campaigns": self.ordered[(page - 1) * size : page * size], "nextPageUrl": "n" if more else None})
 
 
-async def _campaigns_cursor(listing: _CampaignsListing, cursor: tuple[str]) -> tuple[str]:
+async def _campaigns_cursor(listing: _CampaignsListing, cursor: tuple[str | int]) -> tuple[str | int]:
     async for doc in campaigns_module.fetch_campaigns(listing, "https://x", LOG, cursor):  # type: ignore[arg-type]
         if isinstance(doc, tuple):
             cursor = doc
@@ -134,7 +134,7 @@ includes building and encoding these pages)."""
                                                             "nextPageUrl": "n" if more else None}})  # fmt: skip
 
 
-async def _catalog_pass(items: CatalogItems, cursor: tuple[str]) -> tuple[str]:
+async def _catalog_pass(items: CatalogItems, cursor: tuple[str | int]) -> tuple[str | int]:
     async for doc in items.fetch_changes(LOG, cursor):
         if not isinstance(doc, CatalogItem):
             assert isinstance(doc, tuple)
