@@ -2,7 +2,7 @@
 
 from .config import DataSpec, SimulatorConfig
 from .exports import ExportJob, JobState
-from .faults import Fault, FaultConfig, ScheduledFault
+from .faults import Fault, FaultConfig, ListingShift, ScheduledFault
 from .simulator import Simulator
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Fault",
     "FaultConfig",
     "JobState",
+    "ListingShift",
     "ScheduledFault",
     "Simulator",
     "SimulatorConfig",

@@ -208,13 +208,26 @@ def _sorted(
     return present + [i for i in items if key not in i]
 
 
+def _page(request: web.Request, items: list[Any], page: int, size: int) -> list[Any]:
+    """One page of a page-number listing; a page after the first may shift (the listing fault)."""
+    start = (page - 1) * size
+    if page > 1:
+        sim = request.app[SIM]
+        offset = sim.faults.take_listing_shift(sim.rng, request.path)
+        if offset:
+            sim.record_fault("listing_shift", {"path": request.path, "page": page, "offset": offset})
+            request[LOG_ENTRY]["fault"] = "listing_shift"
+            start = max(0, start + offset)
+    return items[start : start + size]
+
+
 def _paged(request: web.Request, key: str, total_key: str, items: list[dict[str, Any]],
            limits: tuple[int, int]) -> web.Response:  # fmt: skip
     paging = _page_params(request.query, limits)
     if paging is None:
         return r.json_response({key: items})
     page, size = paging
-    body: dict[str, Any] = {key: items[(page - 1) * size : page * size]}
+    body: dict[str, Any] = {key: _page(request, items, page, size)}
     body.update(_page_urls(request, page, size, len(items)))
     body[total_key] = len(items)
     return r.json_response(body)
@@ -275,7 +288,7 @@ def _campaign_listing(request: web.Request, items: list[dict[str, Any]]) -> web.
 
 @_handles_bad_request
 async def _campaigns(request: web.Request) -> web.Response:
-    return _campaign_listing(request, request.app[SIM].records("campaigns"))
+    return _campaign_listing(request, request.app[SIM].listed_campaigns())
 
 
 @_handles_bad_request
@@ -309,7 +322,7 @@ async def _journeys(request: web.Request) -> web.Response:
     paging = _page_params(q, JOURNEYS_PAGE) or (1, JOURNEYS_PAGE[0])
     page, size = paging
     body: dict[str, Any] = {
-        "journeys": items[(page - 1) * size : page * size],
+        "journeys": _page(request, items, page, size),
         "totalJourneysCount": len(items),
     }
     body.update(_page_urls(request, page, size, len(items)))
@@ -326,7 +339,7 @@ async def _catalogs(request: web.Request) -> web.Response:
     names = [{"name": n} for n in request.app[SIM].data.catalogs]
     page, size = _page_params(request.query, CATALOGS_PAGE) or (1, CATALOGS_PAGE[0])
     params: dict[str, Any] = {
-        "catalogNames": names[(page - 1) * size : page * size],
+        "catalogNames": _page(request, names, page, size),
         "totalCatalogsCount": len(names),
     }
     params.update(_page_urls(request, page, size, len(names)))
@@ -339,7 +352,7 @@ async def _catalog_items(request: web.Request) -> web.Response:
     if items is None:
         return r.not_found("Catalog not found")
     page, size = _page_params(request.query, CATALOGS_PAGE) or (1, CATALOGS_PAGE[0])
-    params: dict[str, Any] = {"catalogItemsWithProperties": items[(page - 1) * size : page * size],
+    params: dict[str, Any] = {"catalogItemsWithProperties": _page(request, items, page, size),
                               "totalItemsCount": len(items)}  # fmt: skip
     params.update(_page_urls(request, page, size, len(items)))
     return _success(params)

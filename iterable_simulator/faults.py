@@ -41,6 +41,17 @@ class ScheduledFault:
 
 
 @dataclass
+class ListingShift:
+    """Page-number listings have no snapshot isolation: an item deleted (or added) elsewhere while a
+    walk is between two pages moves the later items across the page boundary."""
+
+    path_prefix: str = "/api/"
+    remaining: int = 1
+    offset: int = 1
+    """+1: the page starts one item later, so the walk misses one; -1: one earlier, seen twice."""
+
+
+@dataclass
 class FaultConfig:
     """Every fault is off by default. Rates are probabilities per request (or per job / per record)."""
 
@@ -70,6 +81,26 @@ class FaultConfig:
     same_second_update_rate: float = 0.0
     same_second_update_delay_s: float = 600.0
     scheduled: list[ScheduledFault] = field(default_factory=list)
+    # Page-number listings (campaigns, journeys, catalogs, catalog items, templates): the rate
+    # applies to every page after the first, shifting it by one item either way.
+    listing_shift_rate: float = 0.0
+    listing_shifts: list[ListingShift] = field(default_factory=list)
+
+    def shift_listing(self, path_prefix: str = "/api/", count: int = 1, offset: int = 1) -> ListingShift:
+        """The next `count` pages after the first of listings under `path_prefix` shift by `offset`."""
+        entry = ListingShift(path_prefix, count, offset)
+        self.listing_shifts.append(entry)
+        return entry
+
+    def take_listing_shift(self, rng: random.Random, path: str) -> int:
+        """The shift of a page after the first of a page-number listing: 0, or +-1 items."""
+        for entry in self.listing_shifts:
+            if entry.remaining > 0 and path.startswith(entry.path_prefix):
+                entry.remaining -= 1
+                return entry.offset
+        if self.listing_shift_rate and rng.random() < self.listing_shift_rate:
+            return rng.choice((1, -1))
+        return 0
 
     def schedule(
         self, fault: Fault | str, path_prefix: str = "/", count: int = 1, method: str | None = None

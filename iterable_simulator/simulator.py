@@ -75,6 +75,8 @@ class Simulator:
         self.injected_faults: list[dict[str, Any]] = []
         self.rate_limited: dict[str, int] = {}
         self.issued_urls: dict[str, IssuedUrl] = {}
+        self.hidden_campaigns: dict[int, tuple[float, dict[str, Any]]] = {}
+        """Campaigns whose latest update the listing does not show yet: (visible at, as listed)."""
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
@@ -161,6 +163,14 @@ class Simulator:
             case "list_users":
                 return self.list_users()
         return [s.data for s in self._event_store(kind)]
+
+    def listed_campaigns(self) -> list[dict[str, Any]]:
+        """Campaigns as the listing shows them now: updates not yet visible are not applied."""
+        now = self.now()
+        for cid in [cid for cid, (at, _) in self.hidden_campaigns.items() if at <= now]:
+            del self.hidden_campaigns[cid]
+        return [self.hidden_campaigns[c["id"]][1] if c["id"] in self.hidden_campaigns else c
+                for c in self.data.campaigns.values()]  # fmt: skip
 
     def visible_records(self, kind: str, at: float | None = None) -> list[Any]:
         at = self.now() if at is None else at
@@ -278,6 +288,7 @@ class Simulator:
                     items[:] = [t for t in items if t["templateId"] != id]
             case "campaigns":
                 ds.campaigns.pop(id, None)
+                self.hidden_campaigns.pop(id, None)
                 ds.activity.pop(id, None)
             case "catalogs":
                 ds.catalogs.pop(id, None)
@@ -301,9 +312,12 @@ class Simulator:
         items[:] = [i for i in items if i["itemId"] != item_id] + [item]
         return item
 
-    def update_campaign(self, campaign_id: int, **fields: Any) -> dict[str, Any]:
-        """Set campaign fields; `updatedAt` moves only if the caller passes it. None deletes a field."""
+    def update_campaign(self, campaign_id: int, visible_after_s: float = 0, **fields: Any) -> dict[str, Any]:
+        """Set campaign fields; `updatedAt` moves only if the caller passes it. None deletes a field.
+        With `visible_after_s` the listing shows the campaign as it was until then."""
         campaign = self.data.campaigns[campaign_id]
+        if visible_after_s:
+            self.hidden_campaigns[campaign_id] = (self.now() + self.config.scaled(visible_after_s), dict(campaign))
         for key, value in fields.items():
             if value is None:
                 campaign.pop(key, None)

@@ -11,10 +11,15 @@ from estuary_cdk.http import HTTPSession
 from estuary_cdk.incremental_csv_processor import IncrementalCSVProcessor
 
 from .api import api_url, paged_items
-from .models import Campaign, CampaignsCursor, MetricsRow, UnkeyedMetrics
+from .models import Campaign, CampaignsCursor, Fingerprints, MetricsRow, UnkeyedMetrics
 from .refresh import content_fingerprint
 
 CAMPAIGNS_PAGE_SIZE = 1000
+RECENT_OVERLAP_MS = 15 * 60 * 1000
+"""Campaigns updated this long before the newest `updatedAt` of the previous pass are read again:
+updates in the cursor's own millisecond, or visible late."""
+RECENT_LIMIT = 2000
+"""At most this many fingerprints of re-read campaigns are kept; beyond, re-reads are emitted again."""
 M = TypeVar("M", bound=MetricsRow)
 
 METRICS_SINCE = "1970-01-01"
@@ -39,35 +44,84 @@ async def list_campaigns(
 async def fetch_campaigns(
     http: HTTPSession, origin: str, log: Logger, cursor: LogCursor
 ) -> AsyncGenerator[Campaign | LogCursor, None]:
-    """Campaigns whose `updatedAt` moved past the cursor, and watched campaigns whose content
-    changed without `updatedAt` moving (a state change or an `endedAt`).
+    """Campaigns updated since the cursor's floor, and watched campaigns whose content changed
+    without `updatedAt` moving (a state change or an `endedAt`), each emitted once per content.
 
-    Walks the listing newest-updated first and stops once past the cursor with every watched
+    Walks the listing newest-updated first and stops once below the floor with every watched
     campaign seen. The first pass, from an empty cursor, emits every campaign.
     """
     position = CampaignsCursor.decode(cursor)
-    unseen = set(position.watching)
-    watching: dict[int, str] = {}
-    newest = position.updated_at
-    emitted = 0
+    walk = _CampaignsWalk(position)
     async with aclosing(list_campaigns(http, origin, log, "-updatedAt")) as listing:
         async for campaign, item in listing:
-            if not unseen and campaign.updatedAt <= position.updated_at:
+            if walk.done(campaign):
                 break
-            unseen.discard(campaign.id)
-            fingerprint = content_fingerprint(item)
-            moved = campaign.updatedAt > position.updated_at
-            if moved or position.watching.get(campaign.id, fingerprint) != fingerprint:
+            if walk.is_new(campaign, item):
                 yield campaign
-                emitted += 1
-            if campaign.campaignState not in Campaign.ENDED:
-                watching[campaign.id] = fingerprint
-            newest = max(newest, campaign.updatedAt)
-
-    after = CampaignsCursor(updated_at=newest, watching=watching)
-    if emitted or after != position:
-        log.info("campaigns changed", {"emitted": emitted, "watching": len(watching), "updated_at": newest})
+    after = walk.cursor()
+    if walk.emitted or after != position:
+        log.info("campaigns changed", {
+            "emitted": walk.emitted, "watching": len(after.watching), "updated_at": after.updated_at,
+        })  # fmt: skip
         yield after.encode()
+
+
+class _CampaignsWalk:
+    """One pass over the campaigns listing against the cursor of the previous one."""
+
+    def __init__(self, position: CampaignsCursor) -> None:
+        self.position = position
+        self.first = position.updated_at == 0
+        self.unseen = set(position.watching)
+        self.seen: set[str] = set()
+        self.read: list[tuple[int, str, int]] = []
+        """(updatedAt, id, fingerprint) of the campaigns read above the next pass's floor."""
+        self.watching = Fingerprints()
+        self.newest = position.updated_at
+        self.emitted = 0
+
+    def done(self, campaign: Campaign) -> bool:
+        return not self.first and not self.unseen and campaign.updatedAt <= self.position.floor
+
+    def is_new(self, campaign: Campaign, item: dict[str, Any]) -> bool:
+        key = str(campaign.id)
+        if key in self.seen:  # listed twice: the listing shifted between two pages
+            return False
+        self.seen.add(key)
+        self.unseen.discard(key)
+        fingerprint = content_fingerprint(item)
+        self.newest = max(self.newest, campaign.updatedAt)
+        above = self.first or campaign.updatedAt > self.position.floor
+        if campaign.changes_silently():
+            self.watching[key] = fingerprint
+        elif campaign.updatedAt > self._next_floor():
+            self.read.append((campaign.updatedAt, key, fingerprint))
+        known = self.position.recent.get(key, self.position.watching.get(key))
+        # Below the floor, a campaign not watched before is emitted only if it now needs watching:
+        # a listing shift may have hidden it from every earlier pass.
+        new = fingerprint != known if known is not None else above or key in self.watching
+        self.emitted += new
+        return new
+
+    def _next_floor(self) -> int:
+        """The next pass re-reads everything this one read above the previous cursor, plus an
+        overlap: an update hidden by a page shift, or visible late, is read again."""
+        return (self.newest if self.first else self.position.updated_at) - RECENT_OVERLAP_MS
+
+    def cursor(self) -> CampaignsCursor:
+        floor = self._next_floor()
+        recent = Fingerprints(
+            (key, fingerprint)
+            for updated_at, key, fingerprint in sorted(self.read, reverse=True)[:RECENT_LIMIT]
+            if updated_at > floor
+        )
+        missed = set(self.position.watching) - self.seen
+        for key in missed - self.position.missed:
+            self.watching[key] = self.position.watching[key]
+        return CampaignsCursor(
+            updated_at=self.newest, floor=floor, recent=recent, watching=self.watching,
+            missed=frozenset(missed - self.position.missed),
+        )  # fmt: skip
 
 
 def metrics_due(campaigns: list[Campaign], ended_since: datetime) -> list[int]:

@@ -18,6 +18,7 @@ from .models import (
     Campaign,
     Catalog,
     CatalogItem,
+    CatalogItemsCursor,
     CampaignMetrics,
     CampaignsCursor,
     ExperimentMetrics,
@@ -280,7 +281,7 @@ def _catalog_items_resource(http: IterableHTTP, origin: str) -> common.Resource:
     items = catalogs.CatalogItems(http[Bucket.CATALOGS], origin)
     return _resource(
         CatalogItem.name, CatalogItem, CatalogItem.key,
-        common.ResourceState(inc=common.ResourceState.Incremental(cursor=datetime.fromtimestamp(0, tz=UTC))),
+        common.ResourceState(inc=common.ResourceState.Incremental(cursor=CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode())),
         ResourceConfig(name=CatalogItem.name, interval=SNAPSHOT_INTERVAL),
         fetch_changes=lambda task: items.fetch_changes,
     )  # fmt: skip

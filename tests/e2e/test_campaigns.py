@@ -138,3 +138,25 @@ async def test_campaign_metrics_batches_typed_values_and_lookback(simulator_fact
     assert sorted(refreshed) == due
     assert all(len(ids) <= 80 for ids in metrics_requests(sim, mark))
     assert sim.peak_request_rate().get("campaign_metrics", 0) <= 10
+
+
+@pytest.mark.asyncio
+async def test_campaign_updates_in_the_cursors_millisecond_or_visible_late_are_captured(simulator_factory) -> None:
+    sim = await simulator_factory()
+    d = driver(sim)
+    binds = await bindings(d, ["campaigns"])
+    total = len(sim.records("campaigns"))
+    first = await d.capture(binds, stop_when=lambda p: p.documents >= total, deadline=20)
+    first.raise_for_error()
+
+    ended = sorted((c for c in sim.records("campaigns") if c["campaignState"] in ENDED), key=lambda c: c["updatedAt"])
+    newest = max(c["updatedAt"] for c in sim.records("campaigns"))
+    same_ms, late = ended[0], ended[1]
+    sim.update_campaign(same_ms["id"], name="Edited in the cursor's millisecond", updatedAt=newest)
+    # Edited a minute before the newest update already read, listed only some passes later.
+    sim.update_campaign(late["id"], name="Visible late", updatedAt=newest - 60_000, visible_after_s=300)
+    second = await d.capture(binds, state=first.state, stop_when=lambda p: p.documents >= 2, deadline=20)
+    second.raise_for_error()
+    assert [(doc["id"], doc["name"]) for doc in second.docs("acmeCo/campaigns")] == [
+        (same_ms["id"], "Edited in the cursor's millisecond"), (late["id"], "Visible late")
+    ]

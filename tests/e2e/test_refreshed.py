@@ -200,3 +200,99 @@ async def test_a_key_that_may_not_read_an_endpoint_fails_that_binding_with_advic
     assert result.error is not None
     assert "snippets: Iterable refused the API key (HTTP 401" in result.error
     assert "disable the snippets binding" in result.error
+
+
+def shifts(sim: Simulator) -> int:
+    return sum(1 for f in sim.injected_faults if f["fault"] == "listing_shift")
+
+
+@pytest.mark.asyncio
+async def test_refreshed_item_missed_by_a_shifting_listing_is_not_deleted(simulator_factory) -> None:
+    sim = await simulator_factory(data=small_data(journeys=130, events={}, users=5))
+    d = driver(sim)
+    binds = await bindings(d, ["journeys"])
+    journeys = sim.records("journeys")
+    assert sum(not j["isArchived"] for j in journeys) > 50  # the default listing has a second page
+    first = await d.capture(binds, stop_when=lambda p: p.documents >= len(journeys), deadline=20)
+    first.raise_for_error()
+
+    # The next second page of the listing starts one journey late, as if one before it had been
+    # deleted elsewhere: that pass misses a live journey.
+    sim.faults.shift_listing("/api/journeys", count=1, offset=1)
+    quiet = await d.capture(binds, state=first.state, stop_when=lambda p: p.checkpoints >= 2, deadline=15)
+    quiet.raise_for_error()
+    assert shifts(sim) == 1
+    assert quiet.documents == []
+
+    gone = journeys[0]["id"]
+    sim.remove("journeys", gone)
+    second = await d.capture(binds, state=quiet.state, stop_when=lambda p: p.documents >= 1, deadline=10)
+    second.raise_for_error()
+    assert second.docs("acmeCo/journeys") == [{"id": gone, "_meta": {"op": "d"}}]
+
+
+@pytest.mark.asyncio
+async def test_catalog_items_missed_by_a_shifting_listing_stay_live_and_unknown_items_are_emitted(
+    simulator_factory,
+) -> None:
+    sim = await simulator_factory(data=small_data(catalogs=2, catalog_items=1200, events={}, users=5))
+    d = driver(sim)
+    binds = await bindings(d, ["catalog_items"])
+    items = sim.records("catalog_items")
+    catalog = items[0]["catalogName"]
+    old = {**items[5], "itemId": f"{catalog}-late", "value": {"title": "written long ago, listed only now"}}
+    steps: list[str] = []
+
+    def change_once_backfilled(progress: CaptureProgress) -> None:
+        if progress.documents >= len(items) and not steps:
+            # Page 2 of the next read starts one item late: item 1000 is missed by that pass.
+            sim.faults.shift_listing(f"/api/catalogs/{catalog}/items", count=1, offset=1)
+            sim.data.catalogs[catalog].append(old)  # its lastModified is as old as the others'
+            steps.append("shifted")
+
+    result = await d.capture(
+        binds, on_progress=change_once_backfilled, stop_when=lambda p: p.documents >= len(items) + 1, deadline=20
+    )
+    result.raise_for_error()
+    tail = await d.capture(binds, state=result.state, deadline=4)  # a restart, then more passes
+    tail.raise_for_error()
+    assert shifts(sim) == 1
+    docs = result.docs("acmeCo/catalog_items") + tail.docs("acmeCo/catalog_items")
+    assert [doc for doc in docs if doc.get("_meta", {}).get("op") == "d"] == []
+    assert (catalog, old["itemId"]) in keyed(docs[len(items) :], "catalogName", "itemId")
+    assert keyed(docs, "catalogName", "itemId") == truth(sim, "catalog_items", "catalogName", "itemId")
+    pages = [e for e in sim.request_log if e["path"].endswith("/items")]
+    assert {dict(e["query"])["pageSize"] for e in pages} == {"1000"}
+
+
+@pytest.mark.asyncio
+async def test_catalog_missing_from_a_shifting_listing_keeps_its_items(simulator_factory) -> None:
+    sim = await simulator_factory(data=small_data(catalogs=101, catalog_items=1, events={}, users=5))
+    d = driver(sim)
+    binds = await bindings(d, ["catalog_items", "catalogs"])
+    items = sim.records("catalog_items")
+    total = len(items) + len(sim.records("catalogs"))
+    first = await d.capture(binds, stop_when=lambda p: p.documents >= total, deadline=30)
+    first.raise_for_error()
+
+    # The next two second pages of the catalogs listing start one late: each stream's next pass
+    # misses the 101st catalog. Three passes later it is really deleted.
+    sim.faults.shift_listing("/api/catalogs", count=2, offset=1)
+    mark = len(sim.request_log)
+    removed = sim.records("catalogs")[-1]["name"]
+
+    def remove_after_three_passes(progress: CaptureProgress) -> None:
+        listings = [e for e in sim.request_log[mark:] if e["path"] == "/api/catalogs" and ("page", "1") in e["query"]]
+        if len(listings) >= 6 and any(c["name"] == removed for c in sim.records("catalogs")):
+            sim.remove("catalogs", removed)
+
+    second = await d.capture(
+        binds, state=first.state, on_progress=remove_after_three_passes, stop_when=lambda p: p.documents >= 2,
+        deadline=30,
+    )  # fmt: skip
+    second.raise_for_error()
+    assert shifts(sim) == 2
+    assert second.docs("acmeCo/catalogs") == [{"name": removed, "_meta": {"op": "d"}}]
+    assert [(doc["catalogName"], doc.get("_meta", {}).get("op")) for doc in second.docs("acmeCo/catalog_items")] == [
+        (removed, "d")
+    ]

@@ -154,3 +154,56 @@ async def test_slow_response_counts_against_the_limit_when_it_arrives(make_clien
     assert (await c.get("/api/export/1/files"))[0] == 404
     assert (await c.get("/api/export/2/files"))[0] == 404  # sent 100 ms after the first arrived
     assert c.sim.rate_limited == {}
+
+
+@pytest.mark.asyncio
+async def test_listing_shift_misses_one_item_or_repeats_one(make_client):
+    c = await make_client(data=_spec(catalogs=1, catalog_items=25))
+    name = c.sim.records("catalogs")[0]["name"]
+    path = f"/api/catalogs/{name}/items"
+    every = [i["itemId"] for i in c.sim.records("catalog_items")]
+
+    async def walk() -> list[str]:
+        ids: list[str] = []
+        for page in (1, 2, 3):
+            _, body, _ = await c.get(path, {"page": page, "pageSize": 10})
+            ids += [i["itemId"] for i in body["params"]["catalogItemsWithProperties"]]
+        return ids
+
+    assert await walk() == every  # off by default
+    c.sim.faults.shift_listing(path, count=1, offset=1)
+    missed = await walk()
+    assert len(missed) == 25 and every[10] not in missed and missed.count(every[20]) == 2
+    c.sim.faults.shift_listing("/api/campaigns", count=1, offset=-1)  # another listing: untouched
+    assert await walk() == every
+    c.sim.faults.shift_listing(path, count=1, offset=-1)
+    repeated = await walk()
+    assert len(repeated) == 25 and repeated.count(every[9]) == 2 and every[19] not in repeated
+    assert [f["fault"] for f in c.sim.injected_faults] == ["listing_shift", "listing_shift"]
+
+
+@pytest.mark.asyncio
+async def test_campaign_listing_shifts_and_late_visible_updates(make_client):
+    clock = FakeClock()
+    c = await make_client(data=_spec(campaigns=30), clock=clock)
+    ids = [x["id"] for x in sorted(c.sim.records("campaigns"), key=lambda x: x["id"])]
+    c.sim.faults.shift_listing("/api/campaigns", count=1, offset=1)
+    _, page2, _ = await c.get("/api/campaigns", {"page": 2, "pageSize": 10, "sort": "+id"})
+    assert [x["id"] for x in page2["campaigns"]] == ids[11:21]
+
+    c.sim.update_campaign(ids[0], name="late", updatedAt=123, visible_after_s=60)
+    assert c.sim.records("campaigns")[0]["name"] == "late"  # ground truth has it at once
+    _, page1, _ = await c.get("/api/campaigns", {"page": 1, "pageSize": 10, "sort": "+id"})
+    assert page1["campaigns"][0]["name"] != "late"
+    clock.advance(61)
+    _, page1, _ = await c.get("/api/campaigns", {"page": 1, "pageSize": 10, "sort": "+id"})
+    assert page1["campaigns"][0]["name"] == "late" and page1["campaigns"][0]["updatedAt"] == 123
+
+
+@pytest.mark.asyncio
+async def test_catalog_items_accept_pages_of_1000(make_client):
+    c = await make_client(data=_spec(catalogs=1, catalog_items=1200))
+    name = c.sim.records("catalogs")[0]["name"]
+    status, body, _ = await c.get(f"/api/catalogs/{name}/items", {"page": 1, "pageSize": 1000})
+    assert status == 200 and len(body["params"]["catalogItemsWithProperties"]) == 1000
+    assert (await c.get(f"/api/catalogs/{name}/items", {"page": 1, "pageSize": 1001}))[0] == 400

@@ -2,7 +2,7 @@
 
 import logging
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import pytest
@@ -28,6 +28,8 @@ class FakeCampaignsAPI:
     def __init__(self, campaigns: list[dict[str, Any]]):
         self.campaigns = campaigns
         self.pages_served = 0
+        self.between_pages: list[Callable[[], None]] = []
+        """Changes made elsewhere after the next page is served, one per page."""
 
     async def request(self, log: logging.Logger, url: str, params: dict[str, Any]) -> bytes:
         key, reverse = ("updatedAt", True) if params["sort"] == "-updatedAt" else ("id", False)
@@ -36,6 +38,8 @@ class FakeCampaignsAPI:
         items = ordered[(page - 1) * size : page * size]
         self.pages_served += 1
         more = page * size < len(ordered)
+        if self.between_pages:
+            self.between_pages.pop(0)()
         return orjson.dumps({"campaigns": items, "nextPageUrl": "next" if more else None})
 
 
@@ -63,7 +67,7 @@ async def test_campaigns_first_pass_emits_all_then_only_changes() -> None:
     assert sorted(emitted) == [1, 2, 3, 4, 5]
     assert cursor is not None
     position = CampaignsCursor.decode(cursor)
-    assert set(position.watching) == {2, 3, 4}
+    assert set(position.watching) == {"2", "3"}  # a Draft changes only with its updatedAt
     assert position.updated_at == ms(NOW - timedelta(days=1))
 
     assert await run(api, cursor) == ([], None)
@@ -74,7 +78,7 @@ async def test_campaigns_first_pass_emits_all_then_only_changes() -> None:
     emitted, cursor = await run(api, cursor)
     assert sorted(emitted) == [2, 5]
     assert cursor is not None
-    assert set(CampaignsCursor.decode(cursor).watching) == {3, 4}
+    assert set(CampaignsCursor.decode(cursor).watching) == {"3"}
 
 
 @pytest.mark.asyncio
@@ -94,6 +98,76 @@ async def test_campaigns_walk_stops_past_the_cursor_once_watched_ones_are_seen(m
     api.pages_served = 0
     await run(api, cursor)
     assert api.pages_served == 5
+
+
+async def backfilled(campaigns: list[dict[str, Any]]) -> tuple[FakeCampaignsAPI, tuple[str]]:
+    api = FakeCampaignsAPI(campaigns)
+    emitted, cursor = await run(api, CampaignsCursor().encode())
+    assert sorted(emitted) == sorted(c["id"] for c in campaigns) and cursor is not None
+    return api, cursor
+
+
+@pytest.mark.asyncio
+async def test_campaigns_update_in_the_cursors_own_millisecond_is_captured() -> None:
+    newest = NOW - timedelta(hours=1)
+    api, cursor = await backfilled([campaign(1, "Finished", updated=newest), campaign(2, "Finished")])
+    api.campaigns[1].update(name="edited in the same millisecond", updatedAt=ms(newest))
+    emitted, cursor = await run(api, cursor)
+    assert emitted == [2]
+    assert await run(api, cursor) == ([], None)
+
+
+@pytest.mark.asyncio
+async def test_campaigns_update_visible_late_is_captured() -> None:
+    api, cursor = await backfilled([campaign(1, "Finished", updated=NOW), campaign(2, "Finished")])
+    # Made at NOW - 5 min, listed only after a pass already moved the cursor to NOW.
+    api.campaigns[1].update(name="late", updatedAt=ms(NOW - timedelta(minutes=5)))
+    emitted, cursor = await run(api, cursor)
+    assert emitted == [2]
+    assert await run(api, cursor) == ([], None)
+
+
+@pytest.mark.asyncio
+async def test_campaigns_skipped_by_a_page_shift_is_captured_by_the_next_pass(monkeypatch) -> None:
+    monkeypatch.setattr("source_iterable_native.campaigns.CAMPAIGNS_PAGE_SIZE", 2)
+    api, cursor = await backfilled([campaign(i, "Finished", updated=NOW - timedelta(days=30, minutes=i)) for i in range(1, 9)])
+    for i in range(1, 7):  # six updates, an hour apart: the pass reads three pages
+        api.campaigns[i - 1].update(name=f"edit {i}", updatedAt=ms(NOW - timedelta(hours=i)))
+    # Campaign 1 is deleted elsewhere once page 1 is read: campaign 3 moves onto page 1, unread.
+    api.between_pages = [lambda: api.campaigns.pop(0)]
+    emitted, cursor = await run(api, cursor)
+    assert 3 not in emitted and {1, 2, 4, 5} <= set(emitted)
+    emitted, cursor = await run(api, cursor)
+    assert emitted == [3]
+    assert await run(api, cursor) == ([], None)
+
+
+@pytest.mark.asyncio
+async def test_campaigns_unended_campaign_first_seen_below_the_cursor_is_emitted() -> None:
+    api, cursor = await backfilled([campaign(1, "Finished", updated=NOW), campaign(9, "Scheduled")])
+    # Hidden from every earlier pass (a page shift); the walk meets it below the cursor while
+    # looking for the watched campaign 9, deeper in the listing.
+    api.campaigns.append(campaign(5, "Scheduled", updated=NOW - timedelta(days=20)))
+    emitted, cursor = await run(api, cursor)
+    assert emitted == [5]
+    assert cursor is not None and set(CampaignsCursor.decode(cursor).watching) == {"5", "9"}
+    assert await run(api, cursor) == ([], None)
+
+
+@pytest.mark.asyncio
+async def test_campaigns_cursor_watches_only_campaigns_that_change_without_updated_at() -> None:
+    campaigns = [
+        campaign(1, "Draft"), campaign(2, "Recurring"), campaign(3, "Running", type="Triggered"),
+        campaign(4, "Running", type="Blast"), campaign(5, "Scheduled", type="Blast"), campaign(6, "Starting"),
+        campaign(7, "Ready"), campaign(8, "Recalling"), campaign(9, "Paused"), campaign(10, "Finished"),
+    ]  # fmt: skip
+    _, cursor = await backfilled(campaigns)
+    assert set(CampaignsCursor.decode(cursor).watching) == {"4", "5", "6", "7", "8", "9"}
+
+
+def test_campaigns_cursor_of_the_earlier_form_is_read() -> None:
+    old = CampaignsCursor.decode(('{"updated_at": 7000, "watching": {"3": "00000000000000ff"}}',))
+    assert (old.updated_at, old.floor, dict(old.watching)) == (7000, 6999, {"3": 255})
 
 
 def test_metrics_due_running_and_recently_ended_only() -> None:
