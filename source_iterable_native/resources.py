@@ -317,7 +317,9 @@ def _export_resource(
         all_bindings: Any,
     ) -> None:
         jobs.stopping = task.stopping.event
-        capture = ExportCapture(jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval)
+        capture = ExportCapture(
+            jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval, plan=jobs.http.export_plan
+        )
         await _add_missing_subtasks(binding, state, streams, lag, task)
         assert isinstance(state.inc, dict)
         fetch_changes: dict[str, Any] = {}
