@@ -278,7 +278,7 @@ class RollingWindowPacer(RateLimiter):
         self.waited += at - now
         return at - now
 
-    async def depart(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    async def depart(self, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         """Wait, right before a request is sent, until the window has room for it.
 
         Reservations in `delay` assume each request leaves at its slot; one that leaves late (the
@@ -286,12 +286,18 @@ class RollingWindowPacer(RateLimiter):
         without asking `delay` at all. Send times are what Iterable counts, so they are checked."""
         if not self.limit:
             return
+        sleep = sleep or asyncio.sleep
         while len(self.departed) == self.limit.requests and (
             wait := self.departed[0] + self._window() - self.clock()
         ) > 0:
             self.waited += wait
             await sleep(wait)
         self.departed.append(self.clock())
+
+    def restamp(self) -> None:
+        """The latest request left later than its `depart` (it waited for another budget)."""
+        if self.departed:
+            self.departed[-1] = self.clock()
 
     def answered(self) -> None:
         """Count the latest request's slot from now, when its response arrived: Iterable saw the
@@ -366,8 +372,11 @@ class PacedSession(HTTPMixin):
         self.rate_limiter = pacer
         self.pacer = pacer
 
-    async def _establish_connection_and_get_response(self, log: Logger, *args: Any) -> Any:
+    async def _depart(self) -> None:
         await self.pacer.depart()
+
+    async def _establish_connection_and_get_response(self, log: Logger, *args: Any) -> Any:
+        await self._depart()
         response = await super()._establish_connection_and_get_response(log, *args)
         if (response.status == 429 or response.status >= 500) and (
             retry_after := _header(response.headers, "Retry-After")
@@ -406,16 +415,26 @@ class SerialSession(PacedSession):
     """For a budget shared by the whole organisation, where our 429 would also cost other tools:
     one request at a time, and each slot counted from the previous response, not from when the
     request was meant to leave. Reservations alone let a request held up in our own event loop
-    arrive right behind the next one. Waiting requests go in `Priority` order."""
+    arrive right behind the next one. Waiting requests go in `Priority` order. `combined` paces
+    the requests of every export budget together, so that their sum stays within the connector's
+    share of a single budget counted twice (the reading that Iterable counts them separately)."""
 
     def __init__(
         self,
         inner: aiohttp.ClientSession,
         token_source: TokenSource | None,
         pacer: RollingWindowPacer,
+        combined: RollingWindowPacer | None = None,
     ):
         super().__init__(inner, token_source, pacer)
         self.turn = PriorityGate(1)
+        self.combined = combined
+
+    async def _depart(self) -> None:
+        await self.pacer.depart()
+        if self.combined is not None:
+            await self.combined.depart()
+            self.pacer.restamp()
 
     async def request(  # type: ignore[override]
         self, log: Logger, url: str, *args: Any, priority: Priority = Priority.REALTIME, **kwargs: Any
@@ -439,6 +458,13 @@ class IterableHTTP:
     ):
         self.export_share = export_share
         self.export_plan = ExportPlan(export_share)
+        export = LIMITS[Bucket.EXPORT]
+        assert export is not None
+        # At a share of one half the export requests together stay within one budget: Iterable's
+        # limit holds even if it counts export/start and export/{jobId}/files as one.
+        self.export_combined = RollingWindowPacer(
+            RateLimit(export.requests, export.per / (len(ORGANISATION_BUCKETS) * export_share)), clock, full=True
+        )
         self.sessions = {
             bucket: self._session(bucket, inner, token_source, clock)
             for bucket in LIMITS
@@ -449,7 +475,9 @@ class IterableHTTP:
     ) -> PacedSession:
         limit = organisation_limit(bucket, self.export_share)
         if bucket in ORGANISATION_BUCKETS:
-            return SerialSession(inner, token_source, RollingWindowPacer(limit, clock, full=True))
+            return SerialSession(
+                inner, token_source, RollingWindowPacer(limit, clock, full=True), self.export_combined
+            )
         return PacedSession(inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock))
 
     def __getitem__(self, bucket: Bucket) -> PacedSession:
