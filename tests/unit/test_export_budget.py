@@ -4,7 +4,6 @@ guaranteed backfill share, restarts, cancelling and Retry-After. Clocks are inje
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from unittest.mock import MagicMock
 
 import aiohttp
