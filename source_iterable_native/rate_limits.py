@@ -460,10 +460,14 @@ class IterableHTTP:
         self.export_plan = ExportPlan(export_share)
         export = LIMITS[Bucket.EXPORT]
         assert export is not None
-        # At a share of one half the export requests together stay within one budget: Iterable's
-        # limit holds even if it counts export/start and export/{jobId}/files as one.
-        self.export_combined = RollingWindowPacer(
-            RateLimit(export.requests, export.per / (len(ORGANISATION_BUCKETS) * export_share)), clock, full=True
+        # Up to a share of one half the export requests together stay within one budget: Iterable's
+        # limit holds even if it counts export/start and export/{jobId}/files as one. Above it, that
+        # reading cannot hold anyway, and each budget is paced on its own.
+        combined = len(ORGANISATION_BUCKETS) * export_share
+        self.export_combined = (
+            RollingWindowPacer(RateLimit(export.requests, export.per / combined), clock, full=True)
+            if combined <= 1
+            else None
         )
         self.sessions = {
             bucket: self._session(bucket, inner, token_source, clock)

@@ -77,6 +77,7 @@ async def test_at_half_share_any_two_export_requests_leave_a_second_apart(monkey
         sent.append(clock.now)
     gaps = [b - a for a, b in zip(sent, sent[1:])]
     assert min(gaps) >= 1.0
+    assert IterableHTTP(MagicMock(), MagicMock(), clock, export_share=1.0).export_combined is None
 
 
 def test_a_new_process_waits_one_interval_before_its_first_export_request() -> None:
