@@ -55,7 +55,7 @@ async def test_the_backfill_progresses_while_real_time_passes_could_take_the_who
     traffic = asyncio.create_task(live_traffic(sim, types, every_s=2))
     began = time.monotonic()
     try:
-        result = await d.capture(binds, stop_when=backfills_done, deadline=40)
+        result = await d.capture(binds, stop_when=backfills_done, deadline=60)
     finally:
         traffic.cancel()
     result.raise_for_error()
