@@ -23,6 +23,7 @@ from .harness import (
     bindings,
     connector,
     iterable_like,
+    share_label,
     table,
 )
 
@@ -90,18 +91,26 @@ class Live:
 class Run:
     scale: Scale
     sim: Simulator
+    steady: bool = True
     live: Live = field(default_factory=Live)
     caught_up_at: float | None = None
+    first_doc_at: float | None = None
     cutoff: datetime | None = None
     steady_until: float | None = None
 
+    def committed(self, docs: list[tuple[str, Any]]) -> None:
+        if self.first_doc_at is None and docs:
+            self.first_doc_at = self.sim.now()
+        self.live.committed(docs)
+
     def watch(self, progress: CaptureProgress) -> bool:
-        """Stop predicate of the session: True once the steady period and its grace are over."""
+        """Stop predicate of the session: True once caught up, or with `steady` once the steady
+        period and its grace are over."""
         self._note_cutoff(progress.state)
         if self.caught_up_at is None:
             if backfills_done(progress.state):
                 self.caught_up_at = self.sim.now()
-            return False
+            return self.caught_up_at is not None and not self.steady
         now = self.sim.now()
         steady_end = self._steady_end()
         grace_end = steady_end + self.scale.wall(STEADY_GRACE.total_seconds())
@@ -171,31 +180,57 @@ def _cursors(sim: Simulator, kind: str) -> list[float]:
     return [timefmt.parse(record[field]) for record in sim.records(kind)]
 
 
-async def run(scale: Scale) -> str:
+@dataclass
+class Backfill:
+    """A backfill's cost and duration at one share of the export budget (simulated minutes)."""
+
+    share: float | None
+    backfill: Traffic
+    until_caught_up: Traffic
+    minutes: float
+    first_doc_minutes: float
+    report: str = ""
+
+    def row(self) -> list[Any]:
+        return [
+            share_label(self.share), self.backfill.jobs, self.backfill.per_job, self.until_caught_up.jobs,
+            self.until_caught_up.export_requests, self.until_caught_up.rate_limited, self.first_doc_minutes,
+            self.minutes,
+        ]  # fmt: skip
+
+
+BACKFILL_HEADER = [
+    "export budget", "backfill jobs", "requests / job", "all jobs", "all requests", "429s",
+    "first doc (sim. min)", "caught up (sim. min)",
+]  # fmt: skip
+
+
+async def run(scale: Scale, share: float | None = None, steady: bool = True) -> Backfill:
     sim = Simulator(iterable_like(scale, history()))
     await sim.start()
     try:
-        return await _run(scale, sim)
+        return await _run(scale, sim, share, steady)
     finally:
         await sim.stop()
 
 
-async def _run(scale: Scale, sim: Simulator) -> str:
+async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) -> Backfill:
     add_bursts(sim)
     start = datetime.fromtimestamp(math.floor(sim.now() - HISTORY_DAYS * DAY), tz=UTC)
     d = connector(
         sim,
         scale,
         {"late_data_lag": scale.duration(LATE_DATA_LAG)},
+        share,
         start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     binds = await bindings(d, ["events", "users"], scale.duration(INTERVAL))
-    run = Run(scale, sim)
+    run = Run(scale, sim, steady)
     traffic = asyncio.create_task(run.traffic())
     clock = Stopwatch()
     opened_at = sim.now()
     result = await d.capture(
-        binds, stop_when=run.watch, on_commit=run.live.committed, validate_documents=False
+        binds, stop_when=run.watch, on_commit=run.committed, validate_documents=False
     )
     traffic.cancel()
     result.raise_for_error()
@@ -210,6 +245,10 @@ async def _run(scale: Scale, sim: Simulator) -> str:
     )
     fixed_requests = 2 * fixed_jobs
     catchup_min = scale.simulated(run.caught_up_at - opened_at) / 60
+    first_doc_min = scale.simulated((run.first_doc_at or run.caught_up_at) - opened_at) / 60
+    outcome = Backfill(share, backfill, catchup, catchup_min, first_doc_min)
+    if not steady:
+        return outcome
     sparse = table(
         f"1. Sparse backfill: 52 event types + users over {HISTORY_DAYS} days "
         f"({sum(HISTORY.values()) + sum(c for *_, c in BURSTS):,} events in {len(HISTORY)} types, {USERS:,} users)",
@@ -229,7 +268,8 @@ async def _run(scale: Scale, sim: Simulator) -> str:
         f"receive live records all along). Fixed windows holding records: {fixed_non_empty:,} of {fixed_jobs:,}; "
         "their requests count one start and one status poll per job, their time one request per second."
     )
-    return sparse + "\n" + _steady_table(scale, sim, run)
+    outcome.report = sparse + "\n" + _steady_table(scale, sim, run)
+    return outcome
 
 
 def _steady_table(scale: Scale, sim: Simulator, run: Run) -> str:

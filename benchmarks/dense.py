@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -54,23 +55,25 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM in /proc status")
 
 
-async def run(scale: Scale, events: int) -> Dense:
+async def run(
+    scale: Scale, events: int, share: float | None = None, every_type: bool = False, records_per_file: int = 25_000
+) -> Dense:
+    """`every_type`: the other 51 event types are enabled too (and empty), so their starts and
+    polls compete with the dense window's files pages."""
     now = time.time()
     # Everything lies in one window that ends before the late-data pass's range, one day back.
     data = DataSpec(
         events={DATA_TYPE: events}, users=200, history_days=1, now=now - 7200, late_fraction=0.0, campaigns=10
     )
-    sim = Simulator(iterable_like(scale, data))
+    sim = Simulator(iterable_like(scale, data, export_records_per_file=records_per_file))
     for stored in sim.data.events[DATA_TYPE]:
         stored.encoded()  # so the export job's start costs the simulator little
     gc.freeze()  # the simulator's million records would make every collection of this process slow
     await sim.start()
     try:
         start = datetime.fromtimestamp(now - 2 * 86_400, tz=UTC)
-        d = connector(
-            sim, scale, {"event_types": [DATA_TYPE], "window_size": "P3D"},
-            start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )  # fmt: skip
+        advanced: dict[str, Any] = {"window_size": "P3D"} | ({} if every_type else {"event_types": [DATA_TYPE]})
+        d = connector(sim, scale, advanced, share, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
         result = await _measure(d, binds, events)
         job = max(sim.jobs.values(), key=lambda j: j.record_count or 0)

@@ -34,13 +34,15 @@ class Scale:
 
 
 def iterable_like(scale: Scale, data: DataSpec, **overrides: Any) -> SimulatorConfig:
-    """Iterable's export limits as documented: 1 request/s per organisation, 4 jobs processing,
-    2 s plus 0.5 s per 1,000 records per job, files of at most 10 MB."""
+    """Iterable's export limits as documented: 1 request/s per organisation on export/start and,
+    separately, on export/{jobId}/files, 4 jobs processing, 2 s plus 0.5 s per 1,000 records per
+    job, files of at most 10 MB."""
     settings: dict[str, Any] = {
         "seed": 7,
         "time_scale": scale.factor,
         "data": data,
         "enforce_rate_limits": True,
+        "export_reading": "separate",
         "export_max_concurrent_jobs": 4,
         "export_job_latency_base_s": 2.0,
         "export_job_latency_per_1k_records_s": 0.5,
@@ -50,7 +52,12 @@ def iterable_like(scale: Scale, data: DataSpec, **overrides: Any) -> SimulatorCo
     return SimulatorConfig(**settings)
 
 
-def connector(sim: Simulator, scale: Scale, advanced: dict[str, Any], **config: Any) -> ConnectorDriver:
+def connector(
+    sim: Simulator, scale: Scale, advanced: dict[str, Any], share: float | None = None, **config: Any
+) -> ConnectorDriver:
+    """`share`: the connector's share of the export budget; None leaves the setting out."""
+    if share is not None:
+        advanced = {**advanced, "export_budget_share": share}
     return ConnectorDriver(
         {
             "credentials": {"credentials_title": "Private App Credentials", "access_token": sim.api_key},
@@ -72,7 +79,7 @@ async def bindings(d: ConnectorDriver, only: list[str], interval: str) -> list[d
 
 
 def is_export_request(entry: dict[str, Any]) -> bool:
-    """export/start and export/{id}/files: the organisation's 1 request/s budget."""
+    """export/start and export/{id}/files: the organisation's export budgets."""
     path = entry["path"]
     return path.startswith("/api/export/") and (path == "/api/export/start" or path.endswith("/files"))
 
@@ -99,6 +106,14 @@ class Traffic:
             log = [e for e in log if e["path"] in paths]
             requests = len(jobs) + len(log)
         return cls(len(jobs), requests, sum(1 for e in log if e["status"] == 429))
+
+    @property
+    def per_job(self) -> float:
+        return self.export_requests / max(1, self.jobs)
+
+
+def share_label(share: float | None) -> str:
+    return "no share setting" if share is None else f"share {share:g}"
 
 
 def backfills_done(state: dict[str, Any]) -> bool:

@@ -75,7 +75,7 @@ def build_app(sim: Simulator) -> web.Application:
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     sim = request.app[SIM]
-    bucket = bucket_for(request.method, request.path)
+    bucket = bucket_for(request.method, request.path, sim.config.export_reading)
     headers = request.headers
     entry: dict[str, Any] = {
         "t": sim.now(), "method": request.method, "path": request.path, "query": list(request.query.items()),
@@ -106,7 +106,11 @@ async def _dispatch(
         return r.gateway_html(414)
     if request.path.startswith("/api/") and not _authorised(request):
         return r.bad_api_key()
-    if not sim.limiter.try_acquire(bucket, sim.now(), sim.config.enforce_rate_limits):
+    refusal = sim.limiter.refusal(bucket, sim.now(), sim.config.enforce_rate_limits)
+    if refusal == "other_tool":
+        entry["fault"] = "other_tool"
+        sim.record_fault("other_tool", {"method": request.method, "path": request.path})
+    if refusal is not None:
         return r.rate_limited()
     if fault is Fault.SLOW:
         # Slow to answer, not slow to arrive: the request already counted against its limit.

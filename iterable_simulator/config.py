@@ -86,6 +86,11 @@ class SimulatorConfig:
     export_job_latency_base_s: float = 2.0
     export_job_latency_per_1k_records_s: float = 0.5
     export_max_concurrent_jobs: int = 4
+    # How Iterable counts its 1 export request/s per organisation: "shared" by export/start, files
+    # and cancel (the pessimistic reading), or "separate" for start and files (its spec's wording).
+    export_reading: str = "shared"
+    # Another tool of the organisation spends this many requests per second of each export budget.
+    other_tool_export_rps: float = 0.0
     export_records_per_file: int = 1000
     export_files_page_size: int = 10
     export_truncate_above_records: int | None = None
@@ -103,6 +108,8 @@ class SimulatorConfig:
             raise ValueError(f"project_type must be one of {PROJECT_TYPES}, got {self.project_type!r}")
         if self.experiment_metrics_header not in EXPERIMENT_HEADER_STYLES:
             raise ValueError(f"experiment_metrics_header must be one of {sorted(EXPERIMENT_HEADER_STYLES)}")
+        if self.export_reading not in ("shared", "separate"):
+            raise ValueError(f"export_reading must be 'shared' or 'separate', got {self.export_reading!r}")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be > 0")
 

@@ -69,6 +69,8 @@ class Simulator:
             self.breaking_list_id = None
         self.breaking_list_broken = False
         self.limiter = RateLimiter(cfg.time_scale)
+        if cfg.other_tool_export_rps:
+            self.limiter.set_other_tool(cfg.other_tool_export_rps, self.now())
         self.exports = ExportManager(self._export_settings(), self._select_for_export,
                                      random.Random(f"{cfg.seed}:exports"), self.record_fault)  # fmt: skip
         self.request_log: list[dict[str, Any]] = []
@@ -343,6 +345,10 @@ class Simulator:
             fixed_duration=self.config.scaled(duration_s) if duration_s is not None else None,
         )  # fmt: skip
         return job.id
+
+    def other_tool_exports(self, requests_per_s: float) -> None:
+        """Another tool of the organisation starts (or, at 0, stops) spending each export budget."""
+        self.limiter.set_other_tool(requests_per_s, self.now())
 
     # -- internals used by the app -----------------------------------------------------------------
     def record_request(self, entry: dict[str, Any]) -> None:

@@ -119,4 +119,4 @@ class Connector(
         self.token_source = TokenSource(
             oauth_spec=None, credentials=config.credentials, authorization_header="Api-Key"
         )
-        return IterableHTTP(self.inner, self.token_source)
+        return IterableHTTP(self.inner, self.token_source, export_share=config.advanced.export_budget_share)

@@ -23,6 +23,8 @@ from estuary_cdk.flow import AccessToken
 from estuary_cdk.incremental_csv_processor import BaseCSVRow
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
 
+from .rate_limits import DEFAULT_EXPORT_SHARE
+
 BASE_URL_ENV = "ITERABLE_API_BASE_URL"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -196,6 +198,19 @@ class Advanced(BaseModel):
             "(api.eu.iterable.com). An API key only works in its own data center."
         ),
         json_schema_extra={"type": "string"},
+    )
+    export_budget_share: float = Field(
+        default=DEFAULT_EXPORT_SHARE,
+        ge=0.1,
+        le=1,
+        title="Share of Iterable's Export Limits",
+        description=(
+            "How much of your Iterable organisation's export limits this capture may use, from 0.1 "
+            "to 1. Iterable allows each organisation 1 export request per second and 4 export jobs "
+            "processing at once, shared by every tool that exports from it. The default, 0.5, "
+            "leaves half for your other Iterable tools; set 1 for the fastest backfill when no "
+            "other tool exports from Iterable."
+        ),
     )
 
 

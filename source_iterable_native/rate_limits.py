@@ -10,14 +10,18 @@ caused by another tool, recovering as soon as requests succeed again.
 """
 
 import asyncio
+import heapq
+import itertools
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
-from datetime import timedelta
-from enum import StrEnum
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import IntEnum, StrEnum
 from logging import Logger
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 from estuary_cdk.http import HeadersAndBodyGenerator, HTTPMixin, RateLimiter, ShouldRetryProtocol, TokenSource
@@ -38,7 +42,9 @@ class Bucket(StrEnum):
     LIST_USERS = "list_users"
     USER_FIELDS = "user_fields"
     EXPORT = "export"
-    EXPORT_CANCEL = "export_cancel"
+    """export/start, and cancelling a job (DELETE export/{jobId})."""
+    EXPORT_FILE_LIST = "export_file_list"
+    """export/{jobId}/files: a job's state and its files."""
     FILES = "files"
 
 
@@ -57,16 +63,167 @@ LIMITS: dict[Bucket, RateLimit | None] = {
     Bucket.CATALOGS: RateLimit(100, timedelta(seconds=1)),
     Bucket.LIST_USERS: RateLimit(5, timedelta(minutes=1)),
     Bucket.USER_FIELDS: RateLimit(3, timedelta(seconds=1)),
-    # Shared by export/start and export/{jobId}/files across the whole organisation.
+    # Iterable's spec states "1 request/second, per organization" on export/start and, separately,
+    # on export/{jobId}/files; its cancel endpoint states none, so cancelling spends the start budget.
     Bucket.EXPORT: RateLimit(1, timedelta(seconds=1)),
-    Bucket.EXPORT_CANCEL: RateLimit(1, timedelta(seconds=1)),
+    Bucket.EXPORT_FILE_LIST: RateLimit(1, timedelta(seconds=1)),
     # Pre-signed export file URLs are served by object storage, outside Iterable's limits.
     Bucket.FILES: None,
 }
 
 EXPORT_JOBS_PROCESSING_PER_ORGANISATION = 4
-ORGANISATION_BUCKETS = frozenset({Bucket.EXPORT})
-"""Budgets shared with every tool of the Iterable organisation: requested one at a time."""
+ORGANISATION_BUCKETS = frozenset({Bucket.EXPORT, Bucket.EXPORT_FILE_LIST})
+"""Budgets shared with every tool of the Iterable organisation: the connector spends its share of
+each, one request at a time, in priority order."""
+
+DEFAULT_EXPORT_SHARE = 0.5
+"""Half of each export budget: room for the customer's other tools, and even if Iterable counted
+export/start and export/{jobId}/files against one budget, both halves together stay within it."""
+
+BACKFILL_SHARE_EVERY = 3
+"""Of every this many contested grants of an export request or processing slot, at least one goes
+to a backfill: real-time and late-data passes come first, but can never starve the backfill."""
+
+
+def organisation_limit(bucket: Bucket, share: float) -> RateLimit | None:
+    """The connector's share of a budget: organisation budgets are stretched in time by `share`."""
+    limit = LIMITS[bucket]
+    if limit is None or bucket not in ORGANISATION_BUCKETS:
+        return limit
+    return RateLimit(limit.requests, limit.per / share)
+
+
+def export_jobs_processing(share: float) -> int:
+    """Processing slots the connector may hold: its share of the organisation's, at least one."""
+    return max(1, int(EXPORT_JOBS_PROCESSING_PER_ORGANISATION * share + 1e-9))
+
+
+@dataclass
+class ExportPlan:
+    """What the real-time and late-data passes would ask of the export/start budget if every data
+    type were busy, against what the connector's share leaves them beside the backfill's
+    guaranteed share. Each job also costs at least one export/{jobId}/files request, from a budget
+    of the same size, so export/start is the one that binds."""
+
+    share: float
+    passes: dict[str, tuple[timedelta, timedelta | None]] = field(default_factory=dict)
+    """Per binding and data type: its real-time interval and its late-data step (None: no pass)."""
+    warned: bool = False
+
+    def add(self, key: str, interval: timedelta, lookback_step: timedelta | None) -> None:
+        self.passes[key] = (interval, lookback_step)
+
+    def starts_per_second(self) -> float:
+        limit = organisation_limit(Bucket.EXPORT, self.share)
+        assert limit is not None
+        budget = limit.requests / (limit.per.total_seconds() * time_scale())
+        return budget * (1 - 1 / BACKFILL_SHARE_EVERY)
+
+    def holdable_interval(self) -> timedelta | None:
+        """The shortest real-time interval every type could keep at once; None when the late-data
+        passes alone would take all the budget left beside the backfill."""
+        spare = self.starts_per_second() - sum(1 / s.total_seconds() for _, s in self.passes.values() if s)
+        if spare <= 0:
+            return None
+        return timedelta(seconds=len(self.passes) / spare)
+
+    def check(self, log: Logger) -> None:
+        """Say once if the requested intervals cannot all be held within the budget."""
+        if self.warned or not self.passes:
+            return
+        holdable = self.holdable_interval()
+        shortest = min(interval for interval, _ in self.passes.values())
+        if holdable is not None and shortest >= holdable:
+            return
+        self.warned = True
+        log.warning(
+            f"Iterable's export limits cannot serve every data type at the interval set: with "
+            f"{len(self.passes)} data types busy, a share of {self.share:g} of the organisation's export "
+            f"budget holds a real-time interval of "
+            + (f"{_duration(holdable)}, not {_duration(shortest)}" if holdable else "none at this late data lookback")
+            + ". Busy types will be read less often than asked; the backfill keeps its guaranteed share. "
+            "Lengthen the binding's interval or the Late Data Lookback, capture fewer event types, "
+            "or raise Share of Iterable's Export Limits.",
+            {"holdable_interval_s": holdable.total_seconds() if holdable else None},
+        )
+
+
+def _duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    return f"{seconds / 60:.1f} minutes" if seconds >= 120 else f"{seconds:.1f} seconds"
+
+
+class Priority(IntEnum):
+    """Who goes first for an export request or a processing slot: a download under way (its next
+    files page), then fresh data, then the late-data pass, then history."""
+
+    DOWNLOAD = 0
+    REALTIME = 1
+    LOOKBACK = 2
+    BACKFILL = 3
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    seq: int
+    ready: asyncio.Future[None] = field(compare=False)
+
+
+class PriorityGate:
+    """A semaphore that wakes waiters in priority order, except that at least one of every
+    `BACKFILL_SHARE_EVERY` grants made while a backfill waits goes to the longest-waiting backfill."""
+
+    def __init__(self, capacity: int):
+        self.free = capacity
+        self.waiters: list[_Waiter] = []
+        self.seq = itertools.count()
+        self.passed_over = 0
+        """Grants made to others in a row while a backfill was waiting."""
+
+    @asynccontextmanager
+    async def hold(self, priority: Priority) -> AsyncIterator[None]:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+        else:
+            waiter = _Waiter(priority, next(self.seq), asyncio.get_running_loop().create_future())
+            heapq.heappush(self.waiters, waiter)
+            try:
+                await waiter.ready
+            except asyncio.CancelledError:
+                if waiter.ready.done() and not waiter.ready.cancelled():
+                    self._release()
+                else:
+                    self.waiters.remove(waiter)
+                    heapq.heapify(self.waiters)
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self.waiters:
+            waiter = self._next()
+            if not waiter.ready.done():
+                waiter.ready.set_result(None)
+                return
+        self.free += 1
+
+    def _next(self) -> _Waiter:
+        backfills = [w for w in self.waiters if w.priority == Priority.BACKFILL]
+        if not backfills or self.waiters[0].priority == Priority.BACKFILL:
+            self.passed_over = 0
+            return heapq.heappop(self.waiters)
+        if self.passed_over + 1 >= BACKFILL_SHARE_EVERY:
+            chosen = min(backfills)
+            self.waiters.remove(chosen)
+            heapq.heapify(self.waiters)
+            self.passed_over = 0
+            return chosen
+        self.passed_over += 1
+        return heapq.heappop(self.waiters)
+
 
 SAFETY_MARGIN = 0.02
 """Fraction of a window added to each reservation, for the drift between our clock and Iterable's."""
@@ -76,6 +233,8 @@ window) never lets two paced requests arrive closer than Iterable allows."""
 
 BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_MAX = timedelta(minutes=2)
+RETRY_AFTER_MAX = timedelta(hours=1)
+"""The longest `Retry-After` obeyed, so that a wrong date cannot stall a family for good."""
 
 
 class RollingWindowPacer(RateLimiter):
@@ -86,11 +245,18 @@ class RollingWindowPacer(RateLimiter):
     the shared budget) pushes the next slot out exponentially; a success resets the back-off.
     """
 
-    def __init__(self, limit: RateLimit | None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, limit: RateLimit | None, clock: Callable[[], float] = time.monotonic, full: bool = False
+    ):
+        """`full`: count the window as spent when the process starts, so that the first request of
+        a restarted connector cannot land in the same second as the last one of its predecessor."""
         self.limit = limit
         self.clock = clock
         self.sent: deque[float] = deque(maxlen=limit.requests if limit else 1)
         self.departed: deque[float] = deque(maxlen=limit.requests if limit else 1)
+        if limit and full:
+            self.sent.extend([clock()] * limit.requests)
+            self.departed.extend([clock()] * limit.requests)
         self.blocked_until = 0.0
         self.consecutive_429s = 0
         self.failed = 0
@@ -112,7 +278,7 @@ class RollingWindowPacer(RateLimiter):
         self.waited += at - now
         return at - now
 
-    async def depart(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    async def depart(self, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
         """Wait, right before a request is sent, until the window has room for it.
 
         Reservations in `delay` assume each request leaves at its slot; one that leaves late (the
@@ -120,12 +286,18 @@ class RollingWindowPacer(RateLimiter):
         without asking `delay` at all. Send times are what Iterable counts, so they are checked."""
         if not self.limit:
             return
+        sleep = sleep or asyncio.sleep
         while len(self.departed) == self.limit.requests and (
             wait := self.departed[0] + self._window() - self.clock()
         ) > 0:
             self.waited += wait
             await sleep(wait)
         self.departed.append(self.clock())
+
+    def restamp(self) -> None:
+        """The latest request left later than its `depart` (it waited for another budget)."""
+        if self.departed:
+            self.departed[-1] = self.clock()
 
     def answered(self) -> None:
         """Count the latest request's slot from now, when its response arrived: Iterable saw the
@@ -158,7 +330,32 @@ class RollingWindowPacer(RateLimiter):
             BACKOFF_FIRST.total_seconds() * 2 ** (consecutive - 1), BACKOFF_MAX.total_seconds()
         ) * time_scale()
         self.blocked_until = max(self.blocked_until, self.clock() + backoff)
-        return backoff
+        return max(backoff, self.blocked_until - self.clock())
+
+    def retry_after(self, log: Logger, value: str, now: Callable[[], datetime] = lambda: datetime.now(tz=UTC)) -> None:
+        """Hold the family back as long as Iterable's `Retry-After` asks (seconds or an HTTP date).
+        It is Iterable's own clock, so it is not scaled."""
+        seconds = retry_after_seconds(value, now())
+        if seconds is None:
+            log.info("ignoring an unreadable Retry-After", {"retry_after": value})
+            return
+        self.blocked_until = max(self.blocked_until, self.clock() + min(seconds, RETRY_AFTER_MAX.total_seconds()))
+
+
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delay-seconds, or an HTTP date (RFC 9110)."""
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return max(0.0, (at - now).total_seconds())
 
 
 class PacedSession(HTTPMixin):
@@ -175,9 +372,17 @@ class PacedSession(HTTPMixin):
         self.rate_limiter = pacer
         self.pacer = pacer
 
-    async def _establish_connection_and_get_response(self, log: Logger, *args: Any) -> Any:
+    async def _depart(self) -> None:
         await self.pacer.depart()
-        return await super()._establish_connection_and_get_response(log, *args)
+
+    async def _establish_connection_and_get_response(self, log: Logger, *args: Any) -> Any:
+        await self._depart()
+        response = await super()._establish_connection_and_get_response(log, *args)
+        if (response.status == 429 or response.status >= 500) and (
+            retry_after := _header(response.headers, "Retry-After")
+        ):
+            self.pacer.retry_after(log, retry_after)
+        return response
 
     async def _request_stream(
         self,
@@ -202,23 +407,39 @@ class PacedSession(HTTPMixin):
         )
 
 
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return headers.get(name) if headers is not None else None
+
+
 class SerialSession(PacedSession):
     """For a budget shared by the whole organisation, where our 429 would also cost other tools:
     one request at a time, and each slot counted from the previous response, not from when the
     request was meant to leave. Reservations alone let a request held up in our own event loop
-    arrive right behind the next one."""
+    arrive right behind the next one. Waiting requests go in `Priority` order. `combined` paces
+    the requests of every export budget together, so that their sum stays within the connector's
+    share of a single budget counted twice (the reading that Iterable counts them separately)."""
 
     def __init__(
         self,
         inner: aiohttp.ClientSession,
         token_source: TokenSource | None,
         pacer: RollingWindowPacer,
+        combined: RollingWindowPacer | None = None,
     ):
         super().__init__(inner, token_source, pacer)
-        self.turn = asyncio.Lock()
+        self.turn = PriorityGate(1)
+        self.combined = combined
 
-    async def request(self, log: Logger, url: str, *args: Any, **kwargs: Any) -> bytes:
-        async with self.turn:
+    async def _depart(self) -> None:
+        await self.pacer.depart()
+        if self.combined is not None:
+            await self.combined.depart()
+            self.pacer.restamp()
+
+    async def request(  # type: ignore[override]
+        self, log: Logger, url: str, *args: Any, priority: Priority = Priority.REALTIME, **kwargs: Any
+    ) -> bytes:
+        async with self.turn.hold(priority):
             try:
                 return await super().request(log, url, *args, **kwargs)
             finally:
@@ -233,16 +454,44 @@ class IterableHTTP:
         inner: aiohttp.ClientSession,
         token_source: TokenSource,
         clock: Callable[[], float] = time.monotonic,
+        export_share: float = DEFAULT_EXPORT_SHARE,
     ):
+        self.export_share = export_share
+        self.export_plan = ExportPlan(export_share)
+        export = LIMITS[Bucket.EXPORT]
+        assert export is not None
+        # Up to a share of one half the export requests together stay within one budget: Iterable's
+        # limit holds even if it counts export/start and export/{jobId}/files as one. Above it, that
+        # reading cannot hold anyway, and each budget is paced on its own.
+        combined = len(ORGANISATION_BUCKETS) * export_share
+        self.export_combined = (
+            RollingWindowPacer(RateLimit(export.requests, export.per / combined), clock, full=True)
+            if combined <= 1
+            else None
+        )
         self.sessions = {
-            bucket: (SerialSession if bucket in ORGANISATION_BUCKETS else PacedSession)(
-                inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock)
-            )
-            for bucket, limit in LIMITS.items()
+            bucket: self._session(bucket, inner, token_source, clock)
+            for bucket in LIMITS
         }
+
+    def _session(
+        self, bucket: Bucket, inner: aiohttp.ClientSession, token_source: TokenSource, clock: Callable[[], float]
+    ) -> PacedSession:
+        limit = organisation_limit(bucket, self.export_share)
+        if bucket in ORGANISATION_BUCKETS:
+            return SerialSession(
+                inner, token_source, RollingWindowPacer(limit, clock, full=True), self.export_combined
+            )
+        return PacedSession(inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock))
 
     def __getitem__(self, bucket: Bucket) -> PacedSession:
         return self.sessions[bucket]
+
+    def organisation(self, bucket: Bucket) -> SerialSession:
+        """The session of a budget shared with the organisation's other tools."""
+        session = self.sessions[bucket]
+        assert isinstance(session, SerialSession), bucket
+        return session
 
 
 async def sleep_unless(stopping: asyncio.Event | None, seconds: float) -> bool:

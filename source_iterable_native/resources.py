@@ -330,7 +330,7 @@ def _export_resource(
         jobs.stopping = task.stopping.event
         capture = ExportCapture(
             jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval,
-            skip_malformed=config.advanced.skip_malformed_records,
+            skip_malformed=config.advanced.skip_malformed_records, plan=jobs.http.export_plan,
         )  # fmt: skip
         await _add_missing_subtasks(binding, state, streams, lag, backfill_start, task)
         assert isinstance(state.inc, dict) and isinstance(state.backfill, dict)

@@ -23,7 +23,7 @@ from typing import Any, AsyncGenerator, Callable
 from estuary_cdk.capture.common import LogCursor, PageCursor, make_cursor_dict
 from pydantic import BaseModel
 
-from ..rate_limits import time_scale
+from ..rate_limits import ExportPlan, time_scale
 from ..records import ExportedStream, MalformedRecord
 from .dedupe import EmittedLines, line_digest
 from .jobs import (
@@ -156,8 +156,11 @@ def lookback_due(now: datetime, cursor: datetime, realtime_cursor: datetime, lag
     once that span is a whole step long, or when it reaches a real-time cursor that has stood
     still for `lag` (the type went quiet), so the trailing stretch is not left unread."""
     end = min(now - lag, realtime_cursor)
-    step = max(lag, LOOKBACK_MIN_STEP * time_scale())
-    return end - cursor >= step or (end == realtime_cursor and end > cursor)
+    return end - cursor >= lookback_step(lag) or (end == realtime_cursor and end > cursor)
+
+
+def lookback_step(lag: timedelta) -> timedelta:
+    return max(lag, LOOKBACK_MIN_STEP * time_scale())
 
 
 def next_slot(after: datetime, period: timedelta, phase: timedelta) -> datetime:
@@ -179,10 +182,14 @@ class ExportCapture:
     progress: dict[str, TypeProgress] = field(default_factory=dict)
     clock: Callable[[], datetime] = now_seconds
     skip_malformed: bool = False
+    plan: ExportPlan | None = None
 
     def track(self, data_type: str, realtime_cursor: datetime, page: PageCursor = None) -> None:
         """Start pacing a data type; its backfill page, if any, has the window size it learned."""
         self.progress[data_type] = TypeProgress(page_window(page) or self.initial_window, realtime_cursor)
+        if self.plan is not None:
+            step = lookback_step(self.lag) if self.lag else None
+            self.plan.add(f"{self.binding}.{data_type}", self.interval, step)
 
     def _page(self, start: datetime, progress: TypeProgress) -> dict[str, Any]:
         window = int(progress.window.total_seconds())
@@ -231,6 +238,8 @@ class ExportCapture:
         self, stream: ExportedStream, log: Logger, cursor: LogCursor
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cursor, datetime)
+        if self.plan is not None:
+            self.plan.check(log)
         progress = self.progress[stream.data_type]
         now = self.clock()
         idle_max = IDLE_POLL_MAX * time_scale()

@@ -1,17 +1,14 @@
 """Iterable's asynchronous export jobs: start, wait, list files, stream their lines.
 
 One `ExportJobs` instance serves every stream of the connector, so the organisation-wide limits
-hold across all of them: export/start and export/{jobId}/files are paced together by the EXPORT
-budget, and at most `EXPORT_JOBS_PROCESSING_PER_ORGANISATION` of our jobs are processing at once.
+hold across all of them: export/start and export/{jobId}/files are each paced by the connector's
+share of their budget, and at most its share of the organisation's processing slots is used.
 """
 
 import asyncio
-import heapq
-import itertools
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from logging import Logger
 from typing import AsyncGenerator, AsyncIterator
 
@@ -19,7 +16,14 @@ import aiohttp
 from estuary_cdk.http import HTTPError
 from pydantic import BaseModel
 
-from ..rate_limits import EXPORT_JOBS_PROCESSING_PER_ORGANISATION, Bucket, IterableHTTP, sleep_unless
+from ..rate_limits import (
+    Bucket,
+    IterableHTTP,
+    Priority,
+    PriorityGate,
+    export_jobs_processing,
+    sleep_unless,
+)
 
 MAX_JOB_ATTEMPTS = 4
 MAX_FILE_ATTEMPTS = 5
@@ -43,14 +47,6 @@ class JobState(StrEnum):
             return cls(value.lower())
         except ValueError:
             raise RuntimeError(f"Iterable reported an unknown export job state {value!r}") from None
-
-
-class Priority(IntEnum):
-    """Which waiting job gets the next processing slot: fresh data first, history last."""
-
-    REALTIME = 0
-    LOOKBACK = 1
-    BACKFILL = 2
 
 
 @dataclass(frozen=True)
@@ -118,56 +114,16 @@ class _FilesResponse(BaseModel, extra="allow"):
     files: list[_ExportFile] = []
 
 
-@dataclass(order=True)
-class _Waiter:
-    priority: int
-    seq: int
-    ready: asyncio.Future[None] = field(compare=False)
-
-
-class JobSlots:
-    """A semaphore of export processing slots that wakes waiters in priority order."""
-
-    def __init__(self, slots: int):
-        self.free = slots
-        self.waiters: list[_Waiter] = []
-        self.seq = itertools.count()
-
-    @asynccontextmanager
-    async def hold(self, priority: Priority) -> AsyncIterator[None]:
-        if self.free > 0 and not self.waiters:
-            self.free -= 1
-        else:
-            waiter = _Waiter(priority, next(self.seq), asyncio.get_running_loop().create_future())
-            heapq.heappush(self.waiters, waiter)
-            try:
-                await waiter.ready
-            except asyncio.CancelledError:
-                if waiter.ready.done() and not waiter.ready.cancelled():
-                    self._release()
-                else:
-                    self.waiters.remove(waiter)
-                    heapq.heapify(self.waiters)
-                raise
-        try:
-            yield
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        while self.waiters:
-            waiter = heapq.heappop(self.waiters)
-            if not waiter.ready.done():
-                waiter.ready.set_result(None)
-                return
-        self.free += 1
+class JobSlots(PriorityGate):
+    """The connector's export processing slots, granted in priority order with the backfill's
+    guaranteed share."""
 
 
 class ExportJobs:
     def __init__(self, http: IterableHTTP, origin: str):
         self.http = http
         self.origin = origin
-        self.slots = JobSlots(EXPORT_JOBS_PROCESSING_PER_ORGANISATION)
+        self.slots = JobSlots(export_jobs_processing(http.export_share))
         self.stopping: asyncio.Event | None = None
         self.jobs_started = 0
 
@@ -182,8 +138,8 @@ class ExportJobs:
         """
         for attempt in range(1, MAX_JOB_ATTEMPTS + 1):
             async with self.slots.hold(priority):
-                job_id = await self._start(log, window)
-                files = await self._wait(log, job_id, window)
+                job_id = await self._start(log, window, priority)
+                files = await self._wait(log, job_id, window, priority)
             if files is None:
                 log.warning(
                     "export job failed; resubmitting",
@@ -200,8 +156,8 @@ class ExportJobs:
             "Iterable may be having trouble; the capture will retry this window when it restarts."
         )
 
-    async def _start(self, log: Logger, window: ExportWindow) -> int:
-        body = await self.http[Bucket.EXPORT].request(
+    async def _start(self, log: Logger, window: ExportWindow, priority: Priority) -> int:
+        body = await self.http.organisation(Bucket.EXPORT).request(
             log,
             f"{self.origin}/api/export/start",
             method="POST",
@@ -211,27 +167,32 @@ class ExportJobs:
                 "startDateTime": _iso(window.start),
                 "endDateTime": _iso(window.end),
             },
+            priority=priority,
         )
         self.jobs_started += 1
         job_id = _StartResponse.model_validate_json(body).jobId
         log.debug("started export job", {"job_id": job_id, "window": str(window)})
         return job_id
 
-    async def _files(self, log: Logger, job_id: int, start_after: str | None = None) -> _FilesResponse:
+    async def _files(
+        self, log: Logger, job_id: int, priority: Priority, start_after: str | None = None
+    ) -> _FilesResponse:
         params = {"startAfter": start_after} if start_after else None
-        body = await self.http[Bucket.EXPORT].request(
-            log, f"{self.origin}/api/export/{job_id}/files", params=params
+        body = await self.http.organisation(Bucket.EXPORT_FILE_LIST).request(
+            log, f"{self.origin}/api/export/{job_id}/files", params=params, priority=priority
         )
         return _FilesResponse.model_validate_json(body)
 
-    async def _wait(self, log: Logger, job_id: int, window: ExportWindow) -> _FilesResponse | None:
+    async def _wait(
+        self, log: Logger, job_id: int, window: ExportWindow, priority: Priority
+    ) -> _FilesResponse | None:
         """Poll until the job ends: its first files page when completed, None when it failed."""
         delay = POLL_FIRST_DELAY_S
         while True:
             if await sleep_unless(self.stopping, delay):
                 await self._cancel(log, job_id)
                 raise ExportStopped(str(window))
-            response = await self._files(log, job_id)
+            response = await self._files(log, job_id, priority)
             match JobState.parse(response.jobState):
                 case JobState.COMPLETED:
                     return response
@@ -243,8 +204,8 @@ class ExportJobs:
     async def _cancel(self, log: Logger, job_id: int) -> None:
         """Best effort: free the organisation's processing slot held by a job we started."""
         try:
-            await self.http[Bucket.EXPORT_CANCEL].request(
-                log, f"{self.origin}/api/export/{job_id}", method="DELETE"
+            await self.http.organisation(Bucket.EXPORT).request(
+                log, f"{self.origin}/api/export/{job_id}", method="DELETE", priority=Priority.DOWNLOAD
             )
         except Exception as err:
             log.info("could not cancel our export job", {"job_id": job_id, "error": str(err)})
@@ -258,7 +219,7 @@ class ExportJobs:
                 async for lines in self._stream_file(log, job_id, window, file):
                     yield lines
             # The page size is undocumented, so only an empty page proves the list is complete.
-            page = (await self._files(log, job_id, start_after=page[-1].file)).files
+            page = (await self._files(log, job_id, Priority.DOWNLOAD, start_after=page[-1].file)).files
 
     async def _stream_file(
         self, log: Logger, job_id: int, window: ExportWindow, file: _ExportFile
@@ -292,7 +253,7 @@ class ExportJobs:
     async def _fresh_url(self, log: Logger, job_id: int, file_name: str) -> str:
         start_after = None
         while True:
-            page = (await self._files(log, job_id, start_after=start_after)).files
+            page = (await self._files(log, job_id, Priority.DOWNLOAD, start_after=start_after)).files
             for file in page:
                 if file.file == file_name:
                     return file.url

@@ -203,3 +203,48 @@ async def test_files_appear_progressively_with_real_time_scale(make_client):
         await asyncio.sleep(0.01)
     total = len(c.sim.jobs[job_id].files)
     assert counts[-1] == min(total, 10) and counts[0] < counts[-1] and counts == sorted(counts)
+
+
+@pytest.mark.asyncio
+async def test_cancelling_draws_on_the_shared_export_budget(make_client):
+    clock = FakeClock()
+    c = await make_client(clock=clock, data=_spec(), enforce_rate_limits=True)
+    job_id = await ex.start(c, "emailOpen", None, NOW)
+    status, _ = await c.delete(f"/api/export/{job_id}")
+    assert status == 429
+    assert c.sim.rate_limited == {"export_async": 1}
+
+
+@pytest.mark.asyncio
+async def test_the_separate_reading_gives_start_and_files_a_budget_each(make_client):
+    clock = FakeClock()
+    c = await make_client(clock=clock, data=_spec(), enforce_rate_limits=True, export_reading="separate")
+    job_id = await ex.start(c, "emailOpen", None, NOW)
+    status, _, _ = await c.get(f"/api/export/{job_id}/files")
+    assert status == 200
+    status, _ = await c.post("/api/export/start", {"dataTypeName": "emailOpen", "outputFormat": ex.JSONL})
+    assert status == 429
+    status, _, _ = await c.get(f"/api/export/{job_id}/files")
+    assert status == 429
+    status, _ = await c.delete(f"/api/export/{job_id}")
+    assert status == 429  # cancelling counts against export/start
+    assert c.sim.rate_limited == {"export_start": 2, "export_files": 1}
+
+
+@pytest.mark.asyncio
+async def test_another_tool_spends_the_export_budget_and_its_429s_are_marked(make_client):
+    clock = FakeClock()
+    c = await make_client(clock=clock, data=_spec(), enforce_rate_limits=True, export_reading="separate")
+    c.sim.other_tool_exports(0.5)  # one request every two seconds, the first one now
+    status, _ = await c.post("/api/export/start", {"dataTypeName": "emailOpen", "outputFormat": ex.JSONL})
+    assert status == 429
+    clock.advance(1.0)
+    job_id = await ex.start(c, "emailOpen", None, NOW)
+    clock.advance(1.0)  # the other tool's second request
+    status, _, _ = await c.get(f"/api/export/{job_id}/files")
+    assert status == 429
+    assert [f["fault"] for f in c.sim.injected_faults] == ["other_tool", "other_tool"]
+    c.sim.other_tool_exports(0)
+    clock.advance(1.0)
+    status, _, _ = await c.get(f"/api/export/{job_id}/files")
+    assert status == 200
