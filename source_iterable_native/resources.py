@@ -11,6 +11,7 @@ from estuary_cdk.http import HTTPError
 
 from . import api, campaigns, catalogs, list_members, refresh
 from .export import ExportCapture, ExportJobs
+from .export.capture import pages_as_dicts
 from .models import (
     SNAPSHOT_STREAMS,
     REFRESHED_STREAMS,
@@ -319,7 +320,8 @@ def _export_resource(
         jobs.stopping = task.stopping.event
         capture = ExportCapture(jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval)
         await _add_missing_subtasks(binding, state, streams, lag, task)
-        assert isinstance(state.inc, dict)
+        assert isinstance(state.inc, dict) and isinstance(state.backfill, dict)
+        pages_as_dicts(state.backfill, start)
         fetch_changes: dict[str, Any] = {}
         fetch_page: dict[str, Any] = {}
         for stream in streams:

@@ -10,25 +10,35 @@ Each export data type runs three CDK subtasks:
 Windows adapt to the data: a window that holds few records makes the next one larger, a large or
 truncated one makes it smaller. Export results are unordered, so a window's end is checkpointed
 only after every record of its job has been emitted.
+
+Files are read as Iterable lists them, before their job completes. A job that fails afterwards is
+resubmitted (or, truncated, split): records of files read early are then listed again, and are
+emitted only once (`EarlyKeys`).
 """
 
 import zlib
+from array import array
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from logging import Logger
 from typing import Any, AsyncGenerator, Callable
 
 from estuary_cdk import emitted_changes_cache as cache
-from estuary_cdk.capture.common import LogCursor, PageCursor
+from estuary_cdk.capture.common import LogCursor, PageCursor, make_cursor_dict
+from pydantic import BaseModel
+from xxhash import xxh3_64_intdigest
 
 from ..rate_limits import time_scale
 from ..records import ExportedStream
 from .jobs import (
     ExportFailed,
     ExportJobs,
+    ExportRefused,
     ExportStopped,
     ExportTruncated,
     ExportWindow,
+    JobAccepted,
     LinePosition,
     Priority,
 )
@@ -57,6 +67,51 @@ def datetime_to_page(dt: datetime) -> int:
     return int(dt.timestamp())
 
 
+class BackfillPage(BaseModel):
+    """The backfill page of an export data type. Older states hold an int (`start` alone) or None."""
+
+    start: int
+    """Epoch seconds: the next window starts here."""
+    window: int | None = None
+    """Seconds: the adaptive window size."""
+    job: int | None = None
+    """An export job of ours started for [start, end): adopted after a crash instead of a new one."""
+    end: int | None = None
+
+    @classmethod
+    def read(cls, page: PageCursor, default_start: datetime) -> "BackfillPage":
+        if isinstance(page, dict):
+            return cls.model_validate(page)
+        return cls(start=page if isinstance(page, int) else datetime_to_page(default_start))
+
+    def cursor(self) -> dict[str, Any]:
+        # Every key, null included: the runtime merge-patches checkpoints.
+        return make_cursor_dict(self.model_dump())
+
+
+def pages_as_dicts(backfills: dict[str, Any], default_start: datetime) -> None:
+    """Turn int pages of an older state into dicts in memory: the CDK refuses a dict page after an
+    int one, and the first dict checkpointed replaces the int in the runtime's state."""
+    for backfill in backfills.values():
+        if backfill is not None and isinstance(backfill.next_page, int):
+            backfill.next_page = BackfillPage.read(backfill.next_page, default_start).model_dump()
+
+
+@dataclass
+class EarlyKeys:
+    """Digests of the keys emitted from files listed before their job completed, kept until the
+    window they belong to is done: a resubmitted job, or the smaller windows of a truncated one,
+    list those records again. 8 bytes per record; a set for lookups only once a job was replaced."""
+
+    end: datetime
+    digests: array = field(default_factory=lambda: array("Q"))
+    replayed: set[int] | None = None
+
+    def replay(self) -> None:
+        if self.digests:
+            self.replayed = set(self.digests)
+
+
 @dataclass
 class TypeProgress:
     window: timedelta
@@ -67,6 +122,9 @@ class TypeProgress:
     last_poll: datetime | None = None
     behind: bool = False
     """The last real-time read stopped short of `now` (its window was capped): read on at once."""
+    refused: str | None = None
+    """Iterable's message when it refused to export the type: skipped until the next restart."""
+    early: EarlyKeys | None = None
 
     def quiet_since(self) -> datetime:
         """Since when, as far as this process knows, the type has had no new records. An empty
@@ -143,37 +201,84 @@ class ExportCapture:
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cutoff, datetime)
         progress = self.progress[stream.data_type]
-        window_start = page_to_datetime(page) or start
+        at = BackfillPage.read(page, start)
+        window_start = datetime.fromtimestamp(at.start, tz=UTC)
         if window_start >= cutoff:
             return
+
+        def page_at(start: datetime, job: JobAccepted | None = None) -> dict[str, Any]:
+            return BackfillPage(
+                start=datetime_to_page(start), window=int(progress.window.total_seconds()),
+                job=job.job_id if job else None, end=datetime_to_page(job.window.end) if job else None,
+            ).cursor()  # fmt: skip
+
+        adopt = None
+        if at.job is not None and at.end is not None:
+            job_end = datetime.fromtimestamp(at.end, tz=UTC)
+            if window_start < job_end <= cutoff:
+                adopt = (at.job, job_end)
+        if progress.refused is not None:
+            yield await self._wait_for_restart(page_at(window_start))
+            return
         end = None
+        job = None
         try:
             pending = 0
-            async for item in self._read(log, stream, window_start, cutoff, Priority.BACKFILL, cutoff - self.lag):
+            reading = self._read(log, stream, window_start, cutoff, Priority.BACKFILL, cutoff - self.lag, adopt)
+            async for item in reading:
                 if isinstance(item, datetime):
                     end = item
+                    continue
+                if isinstance(item, JobAccepted):
+                    # Persisted before reading, so a restart adopts this job rather than start another.
+                    job = item
+                    yield page_at(window_start, job)
+                    pending = 0
                     continue
                 for doc in item:
                     yield doc
                 pending += len(item)
                 if pending >= BACKFILL_DOCS_PER_CHECKPOINT:
-                    yield datetime_to_page(window_start)
+                    yield page_at(window_start, job)
                     pending = 0
         except ExportStopped:
-            yield datetime_to_page(window_start)
+            yield page_at(window_start)
+            return
+        except ExportRefused as refused:
+            self._refuse(log, refused)
+            yield await self._wait_for_restart(page_at(window_start))
             return
         assert end is not None
         if end >= cutoff:
             progress.saw(progress.backfill_newest or start)
         # The CDK ends a backfill when its last item is a document, and calls again otherwise.
         if end < cutoff or not pending:
-            yield datetime_to_page(end)
+            yield page_at(end)
+
+    def _refuse(self, log: Logger, refused: ExportRefused) -> None:
+        progress = self.progress[refused.data_type]
+        if progress.refused is None:
+            progress.refused = refused.message
+            log.warning(
+                f"{refused}. The data type is skipped, the others are captured; it is tried again "
+                "when the connector restarts.",
+                {"data_type": refused.data_type, "iterable_message": refused.message},
+            )
+
+    async def _wait_for_restart(self, page: dict[str, Any]) -> dict[str, Any]:
+        """The unchanged page of a refused type's backfill, once the connector stops: returning
+        without it would mark the backfill complete."""
+        if self.jobs.stopping is not None:
+            await self.jobs.stopping.wait()
+        return page
 
     async def realtime(
         self, stream: ExportedStream, log: Logger, cursor: LogCursor
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
+        if progress.refused is not None:
+            return
         now = self.clock()
         idle_max = IDLE_POLL_MAX * time_scale()
         phase = idle_phase(stream.data_type, idle_max)
@@ -185,6 +290,8 @@ class ExportCapture:
         empty = True
         try:
             async for item in self._read(log, stream, cursor, now, Priority.REALTIME, cursor):
+                if isinstance(item, JobAccepted):
+                    continue
                 if not isinstance(item, datetime):
                     empty = empty and not item
                     for doc in item:
@@ -197,6 +304,8 @@ class ExportCapture:
                     progress.behind = item < now
         except ExportStopped:
             return
+        except ExportRefused as refused:
+            self._refuse(log, refused)
 
     async def lookback(
         self, stream: ExportedStream, log: Logger, cursor: LogCursor
@@ -204,11 +313,13 @@ class ExportCapture:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
         now = self.clock()
-        if not lookback_due(now, cursor, progress.realtime_cursor, self.lag):
+        if progress.refused is not None or not lookback_due(now, cursor, progress.realtime_cursor, self.lag):
             return
         end = min(now - self.lag, progress.realtime_cursor)
         try:
             async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, cursor):
+                if isinstance(item, JobAccepted):
+                    continue
                 if not isinstance(item, datetime):
                     for doc in item:
                         yield doc
@@ -217,6 +328,8 @@ class ExportCapture:
                 yield item
         except ExportStopped:
             return
+        except ExportRefused as refused:
+            self._refuse(log, refused)
 
     async def _read(
         self,
@@ -226,35 +339,57 @@ class ExportCapture:
         limit: datetime,
         priority: Priority,
         dedupe_from: datetime,
+        adopt: tuple[int, datetime] | None = None,
     ) -> AsyncGenerator[Any, None]:
         """Lists of documents of one window starting at `start` and ending at most at `limit`, then
-        the window's end. Records at or after `dedupe_from` are emitted only if not emitted before.
-        Lists, not documents, so that each document crosses one async generator, not two."""
+        the window's end; a `JobAccepted` before each job's documents. Records at or after
+        `dedupe_from` are emitted only if not emitted before. `adopt` is a job of ours already
+        serving [start, its end). Lists, not documents, so that each document crosses one async
+        generator, not two."""
         progress = self.progress[stream.data_type]
         name = self._cache_name(stream)
         while True:
-            window = ExportWindow(stream.data_type, start, min(limit, start + progress.window))
+            end = adopt[1] if adopt else min(limit, start + progress.window)
+            window = ExportWindow(stream.data_type, start, end)
+            if progress.early is None:
+                progress.early = EarlyKeys(window.end)
+            early = progress.early
             count = 0
             newest: datetime | None = None
             try:
-                async for batch in self.jobs.export(log, window, priority):
-                    docs: list[Any] = []
-                    position = LinePosition(window, batch.file, batch.first - 1)
-                    for line in batch.lines:
-                        position.number += 1
-                        if not line or line.isspace():
+                async with aclosing(self.jobs.export(log, window, priority, adopt[0] if adopt else None)) as batches:
+                    adopt = None
+                    async for batch in batches:
+                        if isinstance(batch, JobAccepted):
+                            early.replay()
+                            count = 0
+                            yield batch
                             continue
-                        doc, key, cursor = stream.record(line, position)
-                        count += 1
-                        if newest is None or cursor > newest:
-                            newest = cursor
-                        if cursor >= dedupe_from and not cache.should_yield(name, key, cursor):
-                            continue
-                        docs.append(doc)
-                    yield docs
+                        docs: list[Any] = []
+                        position = LinePosition(window, batch.file, batch.first - 1)
+                        for line in batch.lines:
+                            position.number += 1
+                            if not line or line.isspace():
+                                continue
+                            doc, key, cursor = stream.record(line, position)
+                            count += 1
+                            if newest is None or cursor > newest:
+                                newest = cursor
+                            if early.replayed is not None or not batch.settled:
+                                digest = xxh3_64_intdigest(key.encode())
+                                if early.replayed is not None and digest in early.replayed:
+                                    continue
+                                if not batch.settled:
+                                    early.digests.append(digest)
+                            if cursor >= dedupe_from and not cache.should_yield(name, key, cursor):
+                                continue
+                            docs.append(doc)
+                        yield docs
             except ExportTruncated:
                 self._shrink(window, progress)
                 continue
+            if window.end >= early.end:
+                progress.early = None
             self._adapt(window, progress, count)
             if priority is Priority.BACKFILL:
                 if newest is not None and (progress.backfill_newest is None or newest > progress.backfill_newest):
