@@ -25,6 +25,7 @@ from ..rate_limits import EXPORT_JOBS_PROCESSING_PER_ORGANISATION, Bucket, Itera
 
 MAX_JOB_ATTEMPTS = 4
 MAX_START_ATTEMPTS = 4
+"""Lost export/start answers, each next to other new jobs of the type, before the window fails."""
 MAX_FILE_ATTEMPTS = 5
 POLL_FIRST_DELAY_S = 2.0
 POLL_MAX_DELAY_S = 30.0
@@ -242,7 +243,7 @@ class ExportJobs:
         self.stopping: asyncio.Event | None = None
         self.jobs_started = 0
         self.ours: set[int] = set()
-        """Ids of the jobs this process started or adopted: never taken for a lost start's job."""
+        """Ids of the jobs of ours being read: never taken for a lost start's job."""
 
     async def export(
         self, log: Logger, window: ExportWindow, priority: Priority, adopt: int | None = None
@@ -268,8 +269,8 @@ class ExportJobs:
                 else:
                     job_id = first.jobId
                 adopt = None
-                yield JobAccepted(job_id, window)
                 try:
+                    yield JobAccepted(job_id, window)
                     async for lines in self._read_job(log, job_id, window, priority, slot, first):
                         yield lines
                     return
@@ -278,6 +279,9 @@ class ExportJobs:
                         "export job failed; resubmitting",
                         {"job_id": job_id, "window": str(window), "attempt": attempt},
                     )
+                finally:
+                    # Only jobs started meanwhile matter to a lost start's lookup.
+                    self.ours.discard(job_id)
         raise ExportFailed(
             f"Iterable's export job for {window} failed {MAX_JOB_ATTEMPTS} times in a row. "
             "Iterable may be having trouble; the capture will retry this window when it restarts."
@@ -310,29 +314,34 @@ class ExportJobs:
         connection), Iterable may have created the job anyway: the one new job of the data type
         that appeared meanwhile is adopted; if there is none, or more than one, a job is started
         anew (the other tools of the project start jobs too, and theirs are never taken)."""
-        for attempt in range(1, MAX_START_ATTEMPTS + 1):
+        unmatched = 0
+        while True:
             before = {job.id for job in await self._list_jobs(log, priority)}
             sent = self.wall_clock()
             try:
                 job_id = await self._post_start(log, window, priority)
             except _AnswerLost as lost:
-                found = await self._find_lost_job(log, window, priority, before, sent)
-                if found is None:
-                    log.warning(
+                candidates = await self._lost_job_candidates(log, window, priority, before, sent)
+                if len(candidates) != 1:
+                    # None: no job was created, so sending again is safe (a 429 ends here too).
+                    unmatched += len(candidates) > 1
+                    log.info(
                         "the answer to export/start was lost and no single new job matches it; starting anew",
-                        {"window": str(window), "attempt": attempt, "error": str(lost)},
+                        {"window": str(window), "error": str(lost), "new_jobs_of_the_type": candidates},
                     )
+                    if unmatched >= MAX_START_ATTEMPTS:
+                        raise ExportFailed(
+                            f"Iterable's answers to export/start for {window} were lost {unmatched} times "
+                            "while other jobs of the data type were starting; the capture will retry this "
+                            "window when it restarts."
+                        ) from lost
                     continue
-                job_id = found
+                job_id = candidates[0]
                 log.info("adopted the export job whose start answer was lost", {"job_id": job_id, "window": str(window)})
             self.jobs_started += 1
             self.ours.add(job_id)
             log.debug("started export job", {"job_id": job_id, "window": str(window)})
             return job_id
-        raise ExportFailed(
-            f"Iterable did not answer export/start for {window} in {MAX_START_ATTEMPTS} attempts. "
-            "Iterable may be having trouble; the capture will retry this window when it restarts."
-        )
 
     async def _post_start(self, log: Logger, window: ExportWindow, priority: Priority) -> int:
         session = self.http[Bucket.EXPORT]
@@ -368,11 +377,11 @@ class ExportJobs:
         body = await self._request(log, priority, f"{self.origin}/api/export/jobs")
         return _JobsResponse.model_validate_json(body).jobs
 
-    async def _find_lost_job(
+    async def _lost_job_candidates(
         self, log: Logger, window: ExportWindow, priority: Priority, before: set[int], sent: float
-    ) -> int | None:
-        """The single job of `window`'s data type that appeared since `before` was listed, is not
-        known to be ours already, and was scheduled around when the lost start was sent."""
+    ) -> list[int]:
+        """Jobs of `window`'s data type that appeared since `before` was listed, are not known to
+        be ours already, and were scheduled around when the lost start was sent."""
         answered = self.wall_clock()
         skew = ADOPT_CLOCK_SKEW.total_seconds()
         candidates = [
@@ -384,9 +393,7 @@ class ExportJobs:
             and job.jobState.lower() not in _ENDED_BADLY
             and _scheduled_within(job.scheduledStartTime, sent - skew, answered + skew)
         ]
-        if len(candidates) > 1:
-            log.info("several new export jobs could be the lost one; none is taken", {"jobs": candidates})
-        return candidates[0] if len(candidates) == 1 else None
+        return candidates
 
     async def _files(
         self, log: Logger, job_id: int, priority: Priority, start_after: str | None = None

@@ -123,8 +123,8 @@ async def test_after_a_crash_our_running_job_of_the_resumed_window_is_adopted(si
         return isinstance(page, dict) and page.get("job") is not None
 
     crashed = await d.capture(binds, stop_when=job_persisted, kill=True, deadline=30)
-    assert crashed.killed, "the backfill never persisted its job"
     page = backfill_page(crashed.state, "emailSend")
+    assert crashed.killed and job_persisted(crashed), "the backfill never persisted its job"
     assert sim.jobs[page["job"]].state.value == "running"
 
     resumed = await d.capture(binds, state=crashed.state, stop_when=lambda p: p.documents >= 40, deadline=60)
