@@ -103,6 +103,7 @@ class EarlyKeys:
     window they belong to is done: a resubmitted job, or the smaller windows of a truncated one,
     list those records again. 8 bytes per record; a set for lookups only once a job was replaced."""
 
+    start: datetime
     end: datetime
     digests: array = field(default_factory=lambda: array("Q"))
     replayed: set[int] | None = None
@@ -124,7 +125,8 @@ class TypeProgress:
     """The last real-time read stopped short of `now` (its window was capped): read on at once."""
     refused: str | None = None
     """Iterable's message when it refused to export the type: skipped until the next restart."""
-    early: EarlyKeys | None = None
+    early: dict[Priority, "EarlyKeys"] = field(default_factory=dict)
+    """Per pass (backfill, real time, late data), the records read early in its current window."""
 
     def quiet_since(self) -> datetime:
         """Since when, as far as this process knows, the type has had no new records. An empty
@@ -351,9 +353,10 @@ class ExportCapture:
         while True:
             end = adopt[1] if adopt else min(limit, start + progress.window)
             window = ExportWindow(stream.data_type, start, end)
-            if progress.early is None:
-                progress.early = EarlyKeys(window.end)
-            early = progress.early
+            early = progress.early.get(priority)
+            if early is None or not early.start <= window.start < window.end <= early.end:
+                # A window inside the current one is one of its halves after a truncation.
+                early = progress.early[priority] = EarlyKeys(window.start, window.end)
             count = 0
             newest: datetime | None = None
             try:
@@ -389,7 +392,7 @@ class ExportCapture:
                 self._shrink(window, progress)
                 continue
             if window.end >= early.end:
-                progress.early = None
+                del progress.early[priority]
             self._adapt(window, progress, count)
             if priority is Priority.BACKFILL:
                 if newest is not None and (progress.backfill_newest is None or newest > progress.backfill_newest):

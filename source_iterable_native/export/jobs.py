@@ -9,6 +9,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections import deque
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +33,8 @@ POLL_MAX_DELAY_S = 30.0
 JOB_DEADLINE = timedelta(hours=12)
 """A job of ours not completed this long after it was started or adopted is cancelled, and its
 window fails: far beyond what a window of about 250,000 records takes, queueing included."""
+OURS_REMEMBERED = 1000
+"""Far more jobs than we can start (1 per second) between the two listings around a lost start."""
 ADOPT_CLOCK_SKEW = timedelta(minutes=5)
 """Tolerance between our clock and Iterable's when dating the job of a lost export/start."""
 
@@ -242,8 +245,8 @@ class ExportJobs:
         self.slots = JobSlots(EXPORT_JOBS_PROCESSING_PER_ORGANISATION)
         self.stopping: asyncio.Event | None = None
         self.jobs_started = 0
-        self.ours: set[int] = set()
-        """Ids of the jobs of ours being read: never taken for a lost start's job."""
+        self.ours: deque[int] = deque(maxlen=OURS_REMEMBERED)
+        """Ids of the latest jobs this process started or adopted: never taken for a lost start's job."""
 
     async def export(
         self, log: Logger, window: ExportWindow, priority: Priority, adopt: int | None = None
@@ -269,8 +272,8 @@ class ExportJobs:
                 else:
                     job_id = first.jobId
                 adopt = None
+                yield JobAccepted(job_id, window)
                 try:
-                    yield JobAccepted(job_id, window)
                     async for lines in self._read_job(log, job_id, window, priority, slot, first):
                         yield lines
                     return
@@ -279,17 +282,14 @@ class ExportJobs:
                         "export job failed; resubmitting",
                         {"job_id": job_id, "window": str(window), "attempt": attempt},
                     )
-                finally:
-                    # Only jobs started meanwhile matter to a lost start's lookup.
-                    self.ours.discard(job_id)
         raise ExportFailed(
             f"Iterable's export job for {window} failed {MAX_JOB_ATTEMPTS} times in a row. "
             "Iterable may be having trouble; the capture will retry this window when it restarts."
         )
 
     async def _request(self, log: Logger, priority: Priority, url: str, **kwargs: Any) -> bytes:
-        """Every request of the export budget (start, files, jobs listing) passes here, with the
-        priority of the subtask that needs it."""
+        """Every request of the export budget (start, files pages) passes here, with the priority
+        of the subtask that needs it."""
         return await self.http[Bucket.EXPORT].request(log, url, **kwargs)
 
     async def _adopt(
@@ -305,7 +305,7 @@ class ExportJobs:
         if response is None or JobState.parse(response.jobState) in _ENDED_BADLY:
             log.info("our export job of an earlier run is gone; starting anew", {"job_id": job_id, "window": str(window)})
             return None
-        self.ours.add(job_id)
+        self.ours.append(job_id)
         log.info("adopted our export job of an earlier run", {"job_id": job_id, "window": str(window)})
         return response
 
@@ -316,12 +316,12 @@ class ExportJobs:
         anew (the other tools of the project start jobs too, and theirs are never taken)."""
         unmatched = 0
         while True:
-            before = {job.id for job in await self._list_jobs(log, priority)}
+            before = {job.id for job in await self._list_jobs(log)}
             sent = self.wall_clock()
             try:
                 job_id = await self._post_start(log, window, priority)
             except _AnswerLost as lost:
-                candidates = await self._lost_job_candidates(log, window, priority, before, sent)
+                candidates = await self._lost_job_candidates(log, window, before, sent)
                 if len(candidates) != 1:
                     # None: no job was created, so sending again is safe (a 429 ends here too).
                     unmatched += len(candidates) > 1
@@ -339,7 +339,7 @@ class ExportJobs:
                 job_id = candidates[0]
                 log.info("adopted the export job whose start answer was lost", {"job_id": job_id, "window": str(window)})
             self.jobs_started += 1
-            self.ours.add(job_id)
+            self.ours.append(job_id)
             log.debug("started export job", {"job_id": job_id, "window": str(window)})
             return job_id
 
@@ -373,12 +373,13 @@ class ExportJobs:
             raise _AnswerLost(f"{type(err).__name__}: {err}") from err
         return _StartResponse.model_validate_json(body).jobId
 
-    async def _list_jobs(self, log: Logger, priority: Priority) -> list[_ListedJob]:
-        body = await self._request(log, priority, f"{self.origin}/api/export/jobs")
+    async def _list_jobs(self, log: Logger) -> list[_ListedJob]:
+        # Outside the organisation's export budget: Iterable states no limit for the listing.
+        body = await self.http[Bucket.DEFAULT].request(log, f"{self.origin}/api/export/jobs")
         return _JobsResponse.model_validate_json(body).jobs
 
     async def _lost_job_candidates(
-        self, log: Logger, window: ExportWindow, priority: Priority, before: set[int], sent: float
+        self, log: Logger, window: ExportWindow, before: set[int], sent: float
     ) -> list[int]:
         """Jobs of `window`'s data type that appeared since `before` was listed, are not known to
         be ours already, and were scheduled around when the lost start was sent."""
@@ -386,7 +387,7 @@ class ExportJobs:
         skew = ADOPT_CLOCK_SKEW.total_seconds()
         candidates = [
             job.id
-            for job in await self._list_jobs(log, priority)
+            for job in await self._list_jobs(log)
             if job.id not in before
             and job.id not in self.ours
             and job.dataTypeName.lower() == window.data_type.lower()
@@ -439,6 +440,13 @@ class ExportJobs:
                         await slot.aclose()
                         if response.exportTruncated:
                             raise ExportTruncated(str(window))
+                if not settled and self.clock() >= deadline:
+                    await self._cancel(log, job_id)
+                    raise ExportFailed(
+                        f"Iterable's export job {job_id} for {window} did not complete within "
+                        f"{JOB_DEADLINE}; it was cancelled and the window is exported again when the "
+                        "capture restarts."
+                    )
                 if response.files:
                     last = response.files[-1].file
                     # The page size is undocumented, so only an empty page proves the list complete.
@@ -449,18 +457,13 @@ class ExportJobs:
                     delay = POLL_FIRST_DELAY_S
                 elif settled:
                     return
-                elif self.clock() >= deadline:
-                    await self._cancel(log, job_id)
-                    raise ExportFailed(
-                        f"Iterable's export job {job_id} for {window} did not complete within "
-                        f"{JOB_DEADLINE}; it was cancelled and the window is exported again when the "
-                        "capture restarts."
-                    )
                 else:
                     delay = min(delay * 2, POLL_MAX_DELAY_S)
         finally:
             if ahead is not None:
                 ahead.cancel()
+                if ahead.done() and not ahead.cancelled():
+                    ahead.exception()  # retrieved: the error that matters is already propagating
 
     async def _cancel(self, log: Logger, job_id: int) -> None:
         """Best effort: free the organisation's processing slot held by a job we started."""

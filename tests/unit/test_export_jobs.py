@@ -11,7 +11,14 @@ import pytest
 from estuary_cdk.capture.common import is_cursor_dict
 
 from source_iterable_native.export.capture import BackfillPage, ExportCapture, datetime_to_page
-from source_iterable_native.export.jobs import ExportJobs, ExportLines, ExportWindow, JobAccepted, Priority
+from source_iterable_native.export.jobs import (
+    ExportJobs,
+    ExportLines,
+    ExportTruncated,
+    ExportWindow,
+    JobAccepted,
+    Priority,
+)
 from source_iterable_native.rate_limits import TIME_SCALE_ENV, Bucket
 from source_iterable_native.records import ExportedStream
 
@@ -115,3 +122,42 @@ async def test_a_persisted_job_is_adopted_for_exactly_its_window() -> None:
     [item async for item in capture(jobs, cutoff).backfill(STREAM, T0, log, page, cutoff)]
     assert jobs.calls[0] == (ExportWindow("emailOpen", T0, end), 41)
     assert all(adopt is None for _, adopt in jobs.calls[1:])
+
+
+class TruncatedAfterFilesWereRead:
+    """The first job over the whole window lists a file early, then completes truncated; the jobs
+    of its halves list those records again."""
+
+    def __init__(self, records: list[int]) -> None:
+        self.records = records
+        self.first = True
+
+    async def export(
+        self, log: Any, window: ExportWindow, priority: Priority, adopt: int | None = None
+    ) -> AsyncIterator[Any]:
+        inside = [i for i in self.records if window.start <= T0 + timedelta(seconds=i) < window.end]
+        yield JobAccepted(1, window)
+        if self.first:
+            self.first = False
+            yield ExportLines(window, "a", 1, [line(i) for i in inside[:3]], settled=False)
+            raise ExportTruncated(str(window))
+        yield ExportLines(window, "b", 1, [line(i) for i in inside], settled=True)
+
+
+@pytest.mark.asyncio
+async def test_records_read_before_a_truncated_job_completed_are_emitted_once_across_its_halves() -> None:
+    cutoff = T0 + timedelta(days=1)
+    hour = 3600
+    c = capture(TruncatedAfterFilesWereRead([10, 5 * hour, 14 * hour, 20 * hour]), cutoff)
+    docs: list[str] = []
+    page: Any = None
+    done = False
+    while not done:  # as the CDK does: call again until a call ends on a document
+        items = [item async for item in c.backfill(STREAM, T0, log, page, cutoff)]
+        done = not items or not is_cursor_dict(items[-1])
+        for item in items:
+            if is_cursor_dict(item):
+                page = {k: v for k, v in item.items() if k != "__flow_cursor__"}
+            else:
+                docs.append(item["email"])
+    assert sorted(docs) == sorted(f"{i}@x.test" for i in (10, 5 * hour, 14 * hour, 20 * hour))
