@@ -162,3 +162,24 @@ async def test_a_dense_windows_first_documents_arrive_while_its_job_runs(simulat
     )
     assert_within_export_limits(sim)
 
+
+
+@pytest.mark.asyncio
+async def test_records_read_before_their_job_failed_are_not_committed_twice(simulator_factory) -> None:
+    # The first job lists files for 1.5 wall seconds, then fails half way; its resubmission lists
+    # every record again.
+    sim = await simulator_factory(
+        data=small_data(events={"emailSend": 3000}, users=5),
+        export_records_per_file=100, export_job_latency_per_1k_records_s=100,
+    )  # fmt: skip
+    sim.faults.fail_next_jobs = 1
+    d = driver(sim, export_config(sim, event_types=["emailSend"], window_size="P30D", late_data_lag="PT0S"))
+    result = await d.capture(await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 3000, deadline=60)
+    result.raise_for_error()
+    failed = [job for job in sim.jobs.values() if job.state.value == "failed"]
+    assert failed and failed[0].id in read_jobs(sim)
+    early = [e for e in sim.request_log if e["path"].startswith(f"/_files/{failed[0].id}/")]
+    assert early, "no file of the failed job was read while it ran"
+    got, want = captured(result), expected(sim, "emailSend")
+    assert set(got) == set(want)
+    assert not [key for key, n in got.items() if n > want[key]], "records of the failed job were committed twice"
