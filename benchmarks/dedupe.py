@@ -103,7 +103,9 @@ class _Jobs:
     def __init__(self, times: list[datetime], lines: list[bytes]) -> None:
         self.times, self.lines = times, lines
 
-    async def export(self, log: Any, window: ExportWindow, priority: Priority) -> AsyncIterator[ExportLines]:
+    async def export(
+        self, log: Any, window: ExportWindow, priority: Priority, adopt: int | None = None
+    ) -> AsyncIterator[ExportLines]:
         lo = bisect.bisect_left(self.times, window.start)
         hi = bisect.bisect_left(self.times, window.end)
         for i in range(lo, hi, 5000):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import math
 import io
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -98,7 +99,7 @@ async def _dispatch(
     if fault is not None:
         entry["fault"] = fault.value
         sim.record_fault(fault.value, {"method": request.method, "path": request.path})
-    if fault is not None and fault not in (Fault.DROP, Fault.SLOW):
+    if fault is not None and fault not in (Fault.DROP, Fault.SLOW, Fault.LOST_500):
         replaced = r.for_fault(fault, sim.config.scaled(sim.faults.retry_after_s))
         if replaced is not None:
             return replaced
@@ -118,6 +119,8 @@ async def _dispatch(
     response = await handler(request)
     if fault is Fault.DROP and isinstance(response, web.Response):
         return await send_partial(request, response)
+    if fault is Fault.LOST_500:
+        return r.generic_500()
     return response
 
 
@@ -509,7 +512,10 @@ async def _export_start(request: web.Request) -> web.Response:
 
 
 def _create_job(sim: Simulator, body: dict[str, Any]) -> ExportJob:
-    data_type = canonical_data_type(str(body.get("dataTypeName") or ""))
+    requested = str(body.get("dataTypeName") or "")
+    if requested.lower() in {name.lower() for name in sim.config.export_refused_data_types}:
+        raise BadRequest(f"Invalid dataTypeName: {requested}")
+    data_type = canonical_data_type(requested)
     if data_type is None:
         raise BadRequest(f"Invalid dataTypeName {body.get('dataTypeName')!r}")
     if body.get("outputFormat") != EXPORT_FORMAT:
@@ -521,11 +527,15 @@ def _create_job(sim: Simulator, body: dict[str, Any]) -> ExportJob:
     if campaign_id is not None and not isinstance(campaign_id, int):
         raise BadRequest("campaignId must be an integer")
     fail, requeue = sim.faults.take_job_fault(sim.rng)
-    return sim.exports.create(
+    never_ends = sim.faults.take_never_ending()
+    job = sim.exports.create(
         sim.now(), data_type=data_type, start=start, end=end, created_by_connector=True, campaign_id=campaign_id,
         only_fields=_fields(body, "onlyFields"), omit_fields=_fields(body, "omitFields"),
-        fail_planned=fail, requeue_planned=requeue,
+        fail_planned=fail, requeue_planned=requeue, fixed_duration=math.inf if never_ends else None,
     )  # fmt: skip
+    if sim.faults.take_foreign_start():
+        sim.create_foreign_job(data_type, start, end)
+    return job
 
 
 def _visible_job(request: web.Request) -> ExportJob | None:

@@ -94,6 +94,9 @@ class SimulatorConfig:
     export_records_per_file: int = 1000
     export_files_page_size: int = 10
     export_truncate_above_records: int | None = None
+    # export/start answers 400 for these dataTypeName values (case-insensitive), as Iterable does
+    # for a name it does not accept (its spec says unknownSession, its client anonSession).
+    export_refused_data_types: tuple[str, ...] = ()
     # A job that falls back to enqueued waits this long (x time_scale) before it may run again.
     export_requeue_pause_s: float = 2.0
     file_url_expiry_s: float = 1800.0

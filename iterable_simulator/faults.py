@@ -18,6 +18,7 @@ class Fault(StrEnum):
     DROP = "drop"  # connection closed after part of the body
     SLOW = "slow"  # delay before answering
     EXPIRED_URL = "expired_url"  # export file URL answers 403 "Request has expired"
+    LOST_500 = "lost_500"  # the request is carried out, then answered 500 (an export/start's job exists)
 
 
 HTTP_FAULTS: tuple[Fault, ...] = (
@@ -71,6 +72,9 @@ class FaultConfig:
     job_requeue_rate: float = 0.0
     fail_next_jobs: int = 0
     requeue_next_jobs: int = 0
+    never_end_next_jobs: int = 0  # the next N jobs run forever, listing no file
+    # The next N export/start requests each coincide with another tool starting a job of the same type.
+    foreign_start_next_jobs: int = 0
     # Export file content, per record.
     malformed_line_rate: float = 0.0
     missing_cursor_rate: float = 0.0
@@ -141,6 +145,16 @@ class FaultConfig:
 
     def pick(self, rng: random.Random, method: str, path: str) -> Fault | None:
         return self.take_scheduled(method, path) or self.roll_random(rng, path)
+
+    def take_never_ending(self) -> bool:
+        taken = self.never_end_next_jobs > 0
+        self.never_end_next_jobs -= taken
+        return taken
+
+    def take_foreign_start(self) -> bool:
+        taken = self.foreign_start_next_jobs > 0
+        self.foreign_start_next_jobs -= taken
+        return taken
 
     def take_job_fault(self, rng: random.Random) -> tuple[bool, bool]:
         """Decide (fail, requeue) for a newly created export job."""

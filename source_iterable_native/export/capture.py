@@ -11,10 +11,15 @@ Each export data type runs three CDK subtasks:
 Windows adapt to the data: a window that holds few records makes the next one larger, a large or
 truncated one makes it smaller. Export results are unordered, so a window's end is checkpointed
 only after every record of its job has been emitted.
+
+Files are read as Iterable lists them, before their job completes. A job that fails afterwards is
+resubmitted (or, truncated, split): records of files read early are then listed again, and are
+emitted only once (`EarlyLines`).
 """
 
 import zlib
 from array import array
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from logging import Logger
@@ -29,9 +34,11 @@ from .dedupe import EmittedLines, line_digest
 from .jobs import (
     ExportFailed,
     ExportJobs,
+    ExportRefused,
     ExportStopped,
     ExportTruncated,
     ExportWindow,
+    JobAccepted,
     LinePosition,
     Priority,
 )
@@ -94,6 +101,23 @@ def datetime_to_page(dt: datetime) -> int:
 
 
 @dataclass
+class EarlyLines:
+    """Digests of the lines emitted from files listed before their job completed, kept until the
+    window they belong to is done: a resubmitted job, or the smaller windows of a truncated one,
+    list those records again. 8 bytes per record; a set for lookups only once a job was replaced.
+    Digests of whole lines, so a record that changed between the two jobs is emitted again."""
+
+    start: datetime
+    end: datetime
+    digests: array = field(default_factory=lambda: array("Q"))
+    replayed: set[int] | None = None
+
+    def replay(self) -> None:
+        if self.digests:
+            self.replayed = set(self.digests)
+
+
+@dataclass
 class TypeProgress:
     window: timedelta
     realtime_cursor: datetime
@@ -109,6 +133,10 @@ class TypeProgress:
     become visible late was visible then, so the late-data pass steps over it without a job."""
     skipped: int = 0
     """Malformed records skipped by this process (advanced.skip_malformed_records)."""
+    refused: str | None = None
+    """Iterable's message when it refused to export the type: skipped until the next restart."""
+    early: dict[Priority, EarlyLines] = field(default_factory=dict)
+    """Per pass (backfill, real time, late data), the lines read early in its current window."""
 
     def quiet_since(self) -> datetime:
         """Since when, as far as this process knows, the type has had no new records. An empty
@@ -191,9 +219,11 @@ class ExportCapture:
             step = lookback_step(self.lag) if self.lag else None
             self.plan.add(f"{self.binding}.{data_type}", self.interval, step)
 
-    def _page(self, start: datetime, progress: TypeProgress) -> dict[str, Any]:
-        window = int(progress.window.total_seconds())
-        return BackfillPage(start=datetime_to_page(start), window=window, job=None, end=None).cursor()
+    def _page(self, start: datetime, progress: TypeProgress, job: JobAccepted | None = None) -> dict[str, Any]:
+        return BackfillPage(
+            start=datetime_to_page(start), window=int(progress.window.total_seconds()),
+            job=job.job_id if job else None, end=datetime_to_page(job.window.end) if job else None,
+        ).cursor()  # fmt: skip
 
     def _remember_from(self, cursor: datetime) -> datetime | None:
         """Where the late-data pass will read again: records from there on are remembered."""
@@ -207,25 +237,46 @@ class ExportCapture:
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cutoff, datetime)
         progress = self.progress[stream.data_type]
-        window_start = page_to_datetime(page) or start
+        at = BackfillPage.read(page) or BackfillPage(start=datetime_to_page(start))
+        window_start = datetime.fromtimestamp(at.start, tz=UTC)
         if window_start >= cutoff:
             return
+        adopt = None
+        if at.job is not None and at.end is not None:
+            job_end = datetime.fromtimestamp(at.end, tz=UTC)
+            if window_start < job_end <= cutoff:
+                adopt = (at.job, job_end)
+        if progress.refused is not None:
+            yield await self._wait_for_restart(self._page(window_start, progress))
+            return
         end = None
+        job = None
         try:
             pending = 0
             remember = self._remember_from(cutoff - self.lag)
-            async for item in self._read(log, stream, window_start, cutoff, Priority.BACKFILL, remember):
+            reading = self._read(log, stream, window_start, cutoff, Priority.BACKFILL, remember, adopt=adopt)
+            async for item in reading:
                 if isinstance(item, datetime):
                     end = item
+                    continue
+                if isinstance(item, JobAccepted):
+                    # Persisted before reading, so a restart adopts this job rather than start another.
+                    job = item
+                    yield self._page(window_start, progress, job)
+                    pending = 0
                     continue
                 for doc in item:
                     yield doc
                 pending += len(item)
                 if pending >= BACKFILL_DOCS_PER_CHECKPOINT:
-                    yield self._page(window_start, progress)
+                    yield self._page(window_start, progress, job)
                     pending = 0
         except ExportStopped:
             yield self._page(window_start, progress)
+            return
+        except ExportRefused as refused:
+            self._refuse(log, refused)
+            yield await self._wait_for_restart(self._page(window_start, progress))
             return
         assert end is not None
         if end >= cutoff:
@@ -234,6 +285,23 @@ class ExportCapture:
         if end < cutoff or not pending:
             yield self._page(end, progress)
 
+    def _refuse(self, log: Logger, refused: ExportRefused) -> None:
+        progress = self.progress[refused.data_type]
+        if progress.refused is None:
+            progress.refused = refused.message
+            log.warning(
+                f"{refused}. The data type is skipped, the others are captured; it is tried again "
+                "when the connector restarts.",
+                {"data_type": refused.data_type, "iterable_message": refused.message},
+            )
+
+    async def _wait_for_restart(self, page: dict[str, Any]) -> dict[str, Any]:
+        """The unchanged page of a refused type's backfill, once the connector stops: returning
+        without it would mark the backfill complete."""
+        if self.jobs.stopping is not None:
+            await self.jobs.stopping.wait()
+        return page
+
     async def realtime(
         self, stream: ExportedStream, log: Logger, cursor: LogCursor
     ) -> AsyncGenerator[Any, None]:
@@ -241,6 +309,8 @@ class ExportCapture:
         if self.plan is not None:
             self.plan.check(log)
         progress = self.progress[stream.data_type]
+        if progress.refused is not None:
+            return
         now = self.clock()
         idle_max = IDLE_POLL_MAX * time_scale()
         phase = idle_phase(stream.data_type, idle_max)
@@ -256,6 +326,8 @@ class ExportCapture:
         remember = self._remember_from(max(cursor, old))
         try:
             async for item in self._read(log, stream, cursor, end, Priority.REALTIME, remember):
+                if isinstance(item, JobAccepted):
+                    continue
                 if not isinstance(item, datetime):
                     empty = empty and not item
                     for doc in item:
@@ -270,12 +342,16 @@ class ExportCapture:
                     progress.behind = item < end
         except ExportStopped:
             return
+        except ExportRefused as refused:
+            self._refuse(log, refused)
 
     async def lookback(
         self, stream: ExportedStream, log: Logger, cursor: LogCursor
     ) -> AsyncGenerator[Any, None]:
         assert isinstance(cursor, datetime)
         progress = self.progress[stream.data_type]
+        if progress.refused is not None:
+            return
         now = self.clock()
         settled = progress.settled
         if settled and settled[0] <= cursor < settled[1]:
@@ -289,6 +365,8 @@ class ExportCapture:
         end = min(now - self.lag, reach)
         try:
             async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, None, check=True):
+                if isinstance(item, JobAccepted):
+                    continue
                 if not isinstance(item, datetime):
                     for doc in item:
                         yield doc
@@ -297,6 +375,8 @@ class ExportCapture:
                 yield item
         except ExportStopped:
             return
+        except ExportRefused as refused:
+            self._refuse(log, refused)
 
     async def _read(
         self,
@@ -307,49 +387,72 @@ class ExportCapture:
         priority: Priority,
         remember_from: datetime | None,
         check: bool = False,
+        adopt: tuple[int, datetime] | None = None,
     ) -> AsyncGenerator[Any, None]:
         """Lists of documents of one window starting at `start` and ending at most at `limit`, then
-        the window's end. Lines of records at or after `remember_from` are remembered for the
-        late-data pass; with `check`, lines emitted before are skipped.
+        the window's end; a `JobAccepted` before each job's documents. Lines of records at or after
+        `remember_from` are remembered for the late-data pass; with `check`, lines emitted before
+        are skipped. `adopt` is a job of ours already serving [start, its end).
         Lists, not documents, so that each document crosses one async generator, not two."""
         progress = self.progress[stream.data_type]
         while True:
-            window = ExportWindow(stream.data_type, start, min(limit, start + progress.window))
+            end = adopt[1] if adopt else min(limit, start + progress.window)
+            window = ExportWindow(stream.data_type, start, end)
+            early = progress.early.get(priority)
+            if early is None or not early.start <= window.start < window.end <= early.end:
+                # A window inside the current one is one of its halves after a truncation.
+                early = progress.early[priority] = EarlyLines(window.start, window.end)
             count = skipped = 0
             newest: datetime | None = None
             digests = array("Q")
             try:
-                async for batch in self.jobs.export(log, window, priority):
-                    docs: list[Any] = []
-                    position = LinePosition(window, batch.file, batch.first - 1)
-                    for line in batch.lines:
-                        position.number += 1
-                        if not line or line.isspace():
+                adopted, adopt = adopt[0] if adopt else None, None
+                async with aclosing(self.jobs.export(log, window, priority, adopted)) as batches:
+                    async for batch in batches:
+                        if isinstance(batch, JobAccepted):
+                            early.replay()
+                            count = 0
+                            yield batch
                             continue
-                        try:
-                            doc, _, cursor = stream.record(line, position)
-                        except MalformedRecord as err:
-                            if not self.skip_malformed:
-                                raise
-                            skipped += 1
-                            progress.skipped += 1
-                            log.warning(
-                                "skipped a malformed record (advanced.skip_malformed_records)",
-                                {"error": str(err), "skipped_by_this_process": progress.skipped},
-                            )
-                            continue
-                        count += 1
-                        if newest is None or cursor > newest:
-                            newest = cursor
-                        if check and progress.emitted.emitted(cursor, line_digest(line)):
-                            continue
-                        if remember_from is not None and cursor >= remember_from:
-                            digests.append(line_digest(line))
-                        docs.append(doc)
-                    yield docs
+                        docs: list[Any] = []
+                        position = LinePosition(window, batch.file, batch.first - 1)
+                        for line in batch.lines:
+                            position.number += 1
+                            if not line or line.isspace():
+                                continue
+                            try:
+                                doc, _, cursor = stream.record(line, position)
+                            except MalformedRecord as err:
+                                if not self.skip_malformed:
+                                    raise
+                                skipped += 1
+                                progress.skipped += 1
+                                log.warning(
+                                    "skipped a malformed record (advanced.skip_malformed_records)",
+                                    {"error": str(err), "skipped_by_this_process": progress.skipped},
+                                )
+                                continue
+                            count += 1
+                            if newest is None or cursor > newest:
+                                newest = cursor
+                            remember = remember_from is not None and cursor >= remember_from
+                            if check or remember or early.replayed is not None or not batch.settled:
+                                digest = line_digest(line)
+                                if early.replayed is not None and digest in early.replayed:
+                                    continue
+                                if check and progress.emitted.emitted(cursor, digest):
+                                    continue
+                                if not batch.settled:
+                                    early.digests.append(digest)
+                                if remember:
+                                    digests.append(digest)
+                            docs.append(doc)
+                        yield docs
             except ExportTruncated:
                 self._shrink(window, progress)
                 continue
+            if window.end >= early.end:
+                del progress.early[priority]
             if remember_from is not None:
                 progress.emitted.add(max(window.start, remember_from), window.end, digests)
             self._adapt(window, progress, count)

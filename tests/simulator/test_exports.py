@@ -248,3 +248,52 @@ async def test_another_tool_spends_the_export_budget_and_its_429s_are_marked(mak
     clock.advance(1.0)
     status, _, _ = await c.get(f"/api/export/{job_id}/files")
     assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_refused_data_types_answer_400_and_others_start(make_client):
+    c = await make_client(data=_spec(), export_refused_data_types=("unknownSession", "anonSession"))
+    for name in ("anonSession", "UNKNOWNSESSION"):
+        status, body = await c.post("/api/export/start", {"dataTypeName": name, "outputFormat": ex.JSONL})
+        assert (status, body["code"]) == (400, "BadParams") and name in body["msg"]
+    assert await ex.start(c, "emailSend", None, NOW) in c.sim.jobs
+    assert len(c.sim.jobs) == 1
+
+
+@pytest.mark.asyncio
+async def test_lost_start_answer_creates_the_job(make_client):
+    c = await make_client(data=_spec())
+    c.sim.faults.schedule("lost_500", path_prefix="/api/export/start")
+    status, body = await c.post("/api/export/start", {"dataTypeName": "emailSend", "outputFormat": ex.JSONL})
+    assert (status, body["code"]) == (500, "GenericError")
+    [job] = c.sim.jobs.values()
+    assert job.created_by_connector and job.data_type == "emailSend"
+    _, listed, _ = await c.get("/api/export/jobs")
+    assert [j["id"] for j in listed["jobs"]] == [job.id]
+
+
+@pytest.mark.asyncio
+async def test_a_start_can_coincide_with_another_tools_job_of_the_same_type(make_client):
+    c = await make_client(data=_spec())
+    c.sim.faults.foreign_start_next_jobs = 1
+    ours = await ex.start(c, "emailOpen", None, NOW)
+    again = await ex.start(c, "emailOpen", None, NOW)
+    _, listed, _ = await c.get("/api/export/jobs")
+    foreign = [j["id"] for j in listed["jobs"] if j["id"] not in (ours, again)]
+    assert len(foreign) == 1 and not c.sim.jobs[foreign[0]].created_by_connector
+    assert [j["dataTypeName"] for j in listed["jobs"]] == ["emailOpen"] * 3
+
+
+@pytest.mark.asyncio
+async def test_a_never_ending_job_runs_on_without_files_until_cancelled(make_client):
+    clock = FakeClock()
+    c = await make_client(clock=clock, data=_spec(events={"emailSend": 50}), export_records_per_file=5)
+    c.sim.faults.never_end_next_jobs = 1
+    stuck = await ex.start(c, "emailSend", None, NOW)
+    normal = await ex.start(c, "emailSend", None, NOW)
+    await ex.wait_completed(c, clock, normal)
+    clock.advance(10 * DAY)
+    _, body, _ = await c.get(f"/api/export/{stuck}/files")
+    assert (body["jobState"], body["files"]) == ("running", [])
+    status, _ = await c.delete(f"/api/export/{stuck}")
+    assert status == 200 and c.sim.jobs[stuck].state.value == "cancelled"

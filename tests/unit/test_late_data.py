@@ -42,7 +42,9 @@ class Lines:
     def replace(self, old: bytes, new: bytes) -> None:
         self.lines = [(at, new if line == old else line) for at, line in self.lines]
 
-    async def export(self, log: Any, window: ExportWindow, priority: Priority) -> AsyncIterator[ExportLines]:
+    async def export(
+        self, log: Any, window: ExportWindow, priority: Priority, adopt: int | None = None
+    ) -> AsyncIterator[ExportLines]:
         self.windows.append((window, priority))
         yield ExportLines(window, "f", 1, [line for at, line in self.lines if window.start <= at < window.end])
 

@@ -94,7 +94,9 @@ class FakeJobs:
         self.records = records
         self.windows: list[ExportWindow] = []
 
-    async def export(self, log: Any, window: ExportWindow, priority: Priority) -> AsyncIterator[ExportLines]:
+    async def export(
+        self, log: Any, window: ExportWindow, priority: Priority, adopt: int | None = None
+    ) -> AsyncIterator[ExportLines]:
         self.windows.append(window)
         lines = [
             orjson.dumps({"createdAt": at.isoformat(), "email": f"{i}@x.test"})
