@@ -156,7 +156,7 @@ async def test_a_dense_windows_first_documents_arrive_while_its_job_runs(simulat
     )
     result.raise_for_error()
     assert captured(result) == expected(sim, "emailSend")
-    [backfill_job] = [j for j in sim.jobs.values() if j.created_by_connector and len(j.records or []) == 30_000]
+    [backfill_job] = [j for j in sim.jobs.values() if j.created_by_connector and j.record_count == 30_000]
     assert backfill_job.ended_at is not None and first_seen[0] < backfill_job.ended_at, (
         f"first document {backfill_job.ended_at - first_seen[0]:.2f} s after the job completed"
     )

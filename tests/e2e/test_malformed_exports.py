@@ -98,6 +98,15 @@ async def test_malformed_line_stops_its_window(simulator_factory, name: str) -> 
     assert_window_not_passed(result, case.binding, case.data_type, job)
 
 
+def backfill_done(state: dict[str, Any], data_type: str) -> bool:
+    """Whether the folded state shows the data type's backfill complete (its subtask removed)."""
+    bindings = state.get("bindingStateV1") or {}
+    return any(
+        isinstance(s, dict) and s.get("inc") and data_type not in (s.get("backfill") or {})
+        for s in bindings.values()
+    )
+
+
 @pytest.mark.parametrize("name", CASES)
 @pytest.mark.asyncio
 async def test_skip_malformed_records_skips_logs_and_counts_each_one(simulator_factory, name: str) -> None:
@@ -110,7 +119,9 @@ async def test_skip_malformed_records_skips_logs_and_counts_each_one(simulator_f
         advanced={"window_size": "P40D", "skip_malformed_records": True, "capture_all_users": False, **advanced},
     )  # fmt: skip
     d = driver(sim, config)
-    result = await d.capture(await bindings(d, [case.binding]), stop_when=lambda p: p.checkpoints >= 3, deadline=30)
+    result = await d.capture(
+        await bindings(d, [case.binding]), stop_when=lambda p: backfill_done(p.state, case.data_type), deadline=30
+    )
     result.raise_for_error()
 
     job, file, number, reason = first_bad_line(sim, case.data_type, case.reason)
