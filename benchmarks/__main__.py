@@ -1,4 +1,4 @@
-"""python -m benchmarks [--only sparse,dense] [--time-scale 0.05] [--dense 100000,1000000]"""
+"""python -m benchmarks [--only catchup,dense,scale] [--time-scale 0.05] [--dense 100000,1000000] [--scale 0.1]"""
 
 import argparse
 import asyncio
@@ -6,18 +6,25 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-from . import catchup, dense
+from . import catchup, dense, scale
 from .harness import Scale, table
 
-SCENARIOS = ("catchup", "dense")
+SCENARIOS = ("catchup", "dense", "scale")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="catchup (scenarios 1 and 2), dense")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help="catchup (scenarios 1 and 2), dense, scale"
+    )
     parser.add_argument("--time-scale", type=float, default=0.05, help="wall seconds per simulated second")
     parser.add_argument("--dense-time-scale", type=float, default=0.01)
     parser.add_argument("--dense", default="100000,1000000", help="events in the dense window, per run")
+    parser.add_argument("--scale", type=float, default=0.1, help="size of the large organisation (1 = full)")
+    parser.add_argument("--scale-time-scale", type=float, default=0.01)
+    parser.add_argument(
+        "--scale-parts", default=",".join(scale.PARTS), help="state, catalog, memory, restart"
+    )
     return parser.parse_args(argv)
 
 
@@ -54,6 +61,10 @@ async def main(argv: list[str]) -> None:
             ["events", "docs/s (first..last)", "job completed (s)", "first doc (s)", "last doc (s)", "peak RSS (MB)",
              "connector CPU (s)", "docs per CPU s"], rows,
         ), flush=True)  # fmt: skip
+
+    if "scale" in only:
+        parts = set(args.scale_parts.split(","))
+        print(await scale.run(Scale(args.scale_time_scale), args.scale, parts), flush=True)
 
 
 if __name__ == "__main__":
