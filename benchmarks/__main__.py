@@ -34,7 +34,7 @@ async def main(argv: list[str]) -> None:
     print(
         f"source-iterable-native benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, Python "
         f"{platform.python_version()}, {platform.machine()}, time scale {args.time_scale} "
-        f"(dense {args.dense_time_scale})",
+        f"(dense {args.dense_time_scale}, scale {args.scale_time_scale})",
         flush=True,
     )
     if "catchup" in only:
