@@ -210,7 +210,9 @@ async def measure_state(scale: Scale, org: LargeOrg) -> StateResult:
             (await d.discover()).raise_for_error("discover")
         )  # list_users is off
         for binding in binds:  # each binding's own default interval, scaled
-            binding["resourceConfig"]["interval"] = scale.duration(_duration(binding["resourceConfig"]["interval"]))
+            binding["resourceConfig"]["interval"] = scale.duration(
+                _duration(binding["resourceConfig"]["interval"])
+            )
         grace = max(5.0, scale.wall(600))
         done_at: list[float] = []
         listings = LastPages(sim)
