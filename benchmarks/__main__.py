@@ -64,7 +64,7 @@ async def main(argv: list[str]) -> None:
 
     if "scale" in only:
         parts = set(args.scale_parts.split(","))
-        print(await scale.run(Scale(args.scale_time_scale), args.scale, parts), flush=True)
+        await scale.run(Scale(args.scale_time_scale), args.scale, parts)
 
 
 if __name__ == "__main__":
