@@ -1,5 +1,5 @@
-"""python -m benchmarks [--only catchup,backfill,dense,dedupe,users] [--share 0.5,1] [--time-scale 0.05]
-[--dense 1000000] [--users 50000,2000000]"""
+"""python -m benchmarks [--only catchup,backfill,dense,dedupe,users,scale] [--share 0.5,1] [--time-scale 0.05]
+[--dense 1000000] [--users 50000,2000000] [--scale 0.1]"""
 
 import argparse
 import asyncio
@@ -8,9 +8,10 @@ import sys
 from datetime import UTC, datetime
 
 from . import catchup, dedupe, dense, dense_backfill, users_history
+from . import scale as large_organisation
 from .harness import Scale, share_label, table
 
-SCENARIOS = ("catchup", "backfill", "dense", "dedupe", "users")
+SCENARIOS = ("catchup", "backfill", "dense", "dedupe", "users", "scale")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -21,6 +22,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dense", default="1000000", help="events in the dense window, per run")
     parser.add_argument("--dedupe-per-day", type=int, default=5_000_000, help="records a day of the busy type")
     parser.add_argument("--users", default="50000,2000000", help="users of the project, per users backfill run")
+    parser.add_argument("--scale", type=float, default=0.1, help="size of the large organisation (1 = full)")
+    parser.add_argument("--scale-time-scale", type=float, default=0.01)
+    parser.add_argument(
+        "--scale-parts", default=",".join(large_organisation.PARTS), help="state, catalog, memory, restart"
+    )
     parser.add_argument(
         "--share", default="0.5,1", help="shares of the export budget to run at; 'none' leaves the setting out"
     )
@@ -38,7 +44,7 @@ async def main(argv: list[str]) -> None:
     print(
         f"source-iterable-native benchmark, {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, Python "
         f"{platform.python_version()}, {platform.machine()}, time scale {args.time_scale} "
-        f"(dense {args.dense_time_scale}); Iterable's limits enforced, export/start and "
+        f"(dense {args.dense_time_scale}, scale {args.scale_time_scale}); Iterable's limits enforced, export/start and "
         "export/{jobId}/files 1 request/s each",
         flush=True,
     )
@@ -89,6 +95,9 @@ async def main(argv: list[str]) -> None:
             f"over the past {users_history.HISTORY_DAYS // 365} years",
             users_history.HEADER, users_history.rows(results),
         ), flush=True)  # fmt: skip
+    if "scale" in only:
+        parts = set(args.scale_parts.split(","))
+        await large_organisation.run(Scale(args.scale_time_scale), args.scale, parts)
 
 
 def dedupe_memory_table(per_day: int) -> str:
