@@ -35,6 +35,8 @@ from flow_driver import ConnectorDriver, bindings_from_discovered, fold_checkpoi
 from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.large import EventStream, LargeOrg, forget_downloaded_exports, install
 
+from source_iterable_native.models import CampaignsCursor
+
 from .dense import peak_rss_mb
 from .harness import Scale, backfills_done, bindings, connector, iso_seconds, iterable_like, table
 
@@ -292,10 +294,11 @@ def _is_last_page(sim: Simulator, entry: dict[str, Any]) -> bool:
 
 
 def _watching(state: dict[str, Any]) -> int:
-    """How many campaigns the campaigns cursor fingerprints (the current cursor's form), or -1."""
-    text = orjson.dumps(binding_state(state, "campaigns")).decode()
-    found = re.search(r'watching\\":\{([^}]*)\}', text)
-    return found.group(1).count(":") if found else -1
+    """How many campaigns the campaigns cursor fingerprints, read with the connector's own decoder."""
+    cursor = (binding_state(state, "campaigns").get("inc") or {}).get("cursor")
+    if not isinstance(cursor, list) or len(cursor) != 1:
+        return -1
+    return len(CampaignsCursor.decode((cursor[0],)).watching)
 
 
 # -- 2. catalog items: one full pass at 100 requests per second ------------------------------------
