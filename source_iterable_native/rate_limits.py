@@ -417,7 +417,9 @@ class SerialSession(PacedSession):
     request was meant to leave. Reservations alone let a request held up in our own event loop
     arrive right behind the next one. Waiting requests go in `Priority` order. `combined` paces
     the requests of every export budget together, so that their sum stays within the connector's
-    share of a single budget counted twice (the reading that Iterable counts them separately)."""
+    share of a single budget counted twice (the reading that Iterable counts them separately);
+    the sessions paced together then also share their `turn`, one request at a time across both,
+    each slot of `combined` counted from the previous response too."""
 
     def __init__(
         self,
@@ -425,9 +427,10 @@ class SerialSession(PacedSession):
         token_source: TokenSource | None,
         pacer: RollingWindowPacer,
         combined: RollingWindowPacer | None = None,
+        turn: PriorityGate | None = None,
     ):
         super().__init__(inner, token_source, pacer)
-        self.turn = PriorityGate(1)
+        self.turn = turn or PriorityGate(1)
         self.combined = combined
 
     async def _depart(self) -> None:
@@ -444,6 +447,8 @@ class SerialSession(PacedSession):
                 return await super().request(log, url, *args, **kwargs)
             finally:
                 self.pacer.answered()
+                if self.combined is not None:
+                    self.combined.restamp()
 
 
 class IterableHTTP:
@@ -469,6 +474,7 @@ class IterableHTTP:
             if combined <= 1
             else None
         )
+        self.export_turn = PriorityGate(1) if self.export_combined is not None else None
         self.sessions = {
             bucket: self._session(bucket, inner, token_source, clock)
             for bucket in LIMITS
@@ -480,7 +486,7 @@ class IterableHTTP:
         limit = organisation_limit(bucket, self.export_share)
         if bucket in ORGANISATION_BUCKETS:
             return SerialSession(
-                inner, token_source, RollingWindowPacer(limit, clock, full=True), self.export_combined
+                inner, token_source, RollingWindowPacer(limit, clock, full=True), self.export_combined, self.export_turn
             )
         return PacedSession(inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock))
 

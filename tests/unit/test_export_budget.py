@@ -80,6 +80,43 @@ async def test_at_half_share_any_two_export_requests_leave_a_second_apart(monkey
     assert IterableHTTP(MagicMock(), MagicMock(), clock, export_share=1.0).export_combined is None
 
 
+@pytest.mark.asyncio
+async def test_at_half_share_an_export_request_waits_for_the_answer_of_the_other_budgets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A start held in our event loop or on the network must not reach Iterable right behind a
+    files request: one export request at a time across both budgets, counted from its answer."""
+    clock = Clock()
+    answer = asyncio.Event()
+    sent: list[tuple[str, float]] = []
+
+    async def request(self: HTTPMixin, log: logging.Logger, url: str, **kwargs: object) -> bytes:
+        await self._depart()  # type: ignore[attr-defined]
+        sent.append((url, clock.now))
+        if url == "start":
+            await answer.wait()
+            clock.now += 5.0  # the answer arrives five seconds after the request left
+        return b"{}"
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    yield_to_tasks = asyncio.sleep
+    monkeypatch.setattr(HTTPMixin, "request", request)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=0.5)
+    start = asyncio.create_task(http.organisation(Bucket.EXPORT).request(log, "start"))
+    await yield_to_tasks(0)
+    files = asyncio.create_task(http.organisation(Bucket.EXPORT_FILE_LIST).request(log, "files"))
+    for _ in range(5):
+        await yield_to_tasks(0)
+    assert [url for url, _ in sent] == ["start"], "a files request left while the start was unanswered"
+    answered_at = clock.now + 5.0
+    answer.set()
+    await asyncio.gather(start, files)
+    assert sent[1][0] == "files" and sent[1][1] >= answered_at + 1.0
+
+
 def test_a_new_process_waits_one_interval_before_its_first_export_request() -> None:
     clock = Clock()
     http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=1.0)
