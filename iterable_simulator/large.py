@@ -262,7 +262,7 @@ def install(sim: Simulator, org: LargeOrg) -> EventStream:
 
 
 def forget_downloaded_exports(sim: Simulator, downloaded: set[tuple[str, str]], log_from: int) -> int:
-    """Drop the records and file contents of completed export jobs whose every file was downloaded
+    """Drop the file contents of completed export jobs whose every file was downloaded
     (a long run at 5M records a day would otherwise keep every export in memory). `downloaded`
     accumulates (job id, file name) from the request log, read from entry `log_from` on; returns
     where to read from next time. A file downloaded again afterwards is empty."""
@@ -274,9 +274,8 @@ def forget_downloaded_exports(sim: Simulator, downloaded: set[tuple[str, str]], 
     for job in sim.exports.jobs.values():
         if (
             job.state is JobState.COMPLETED
-            and job.records
+            and any(f.lines for f in job.files)
             and all((str(job.id), f.name) in downloaded for f in job.files)
         ):
-            job.records = []
             job.files = [ExportFile(f.name, []) for f in job.files]
     return len(log)
