@@ -96,6 +96,11 @@ def id_hash(item_id: bytes) -> int:
     return xxhash.xxh3_64_intdigest(item_id)
 
 
+SINCE_STALE_AFTER = timedelta(hours=1)
+"""A pass that changed nothing checkpoints its cursor only once `since` would move this much: each
+checkpoint of a tuple cursor makes the CDK run the next pass at once instead of after `interval`."""
+
+
 @dataclass
 class CatalogItems:
     http: HTTPSession
@@ -134,7 +139,12 @@ class CatalogItems:
             log.info("catalog items changed", {"emitted": emitted, "deleted": deleted, "catalogs": len(counts)})
         since = self.previous_start or position.since
         self.previous_start = started
-        yield CatalogItemsCursor(since=since, counts=counts).encode()
+        if isinstance(cursor, datetime):
+            # A cursor of an earlier version: the CDK takes only a later cursor of the same type.
+            yield started
+        elif emitted or deleted or counts != position.counts or since - position.since >= SINCE_STALE_AFTER:
+            # Not after every pass: the CDK calls a fetch again at once after a one-string tuple cursor.
+            yield CatalogItemsCursor(since=since, counts=counts).encode()
 
     async def _items(self, name: str, log: Logger) -> AsyncGenerator[tuple[CatalogItem, dict[str, Any]] | None, None]:
         """Every item of the catalog, with the raw object it was read from; None if the catalog is gone."""

@@ -105,7 +105,9 @@ async def test_catalog_items_after_a_restart_emit_what_changed_and_every_item_of
     first = CatalogItems(api, "https://x")  # type: ignore[arg-type]
     docs, cursor = await catalog_pass(first, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode())
     assert len(docs) == 3
-    _, cursor = await catalog_pass(first, cursor)
+    api.catalogs["shoes"].append(item("shoes", 5))
+    docs, cursor = await catalog_pass(first, cursor)
+    assert docs == [("shoes-5", None)]
 
     # A restart: only the cursor is left. A new catalog's items are all emitted, whatever their
     # lastModified; in a catalog the state had, those modified since the pass before the last.
@@ -119,7 +121,18 @@ async def test_catalog_items_after_a_restart_emit_what_changed_and_every_item_of
     api.catalogs["shoes"].append(item("shoes", 10, modified=NOW - timedelta(days=5)))
     docs, cursor = await catalog_pass(restarted, cursor)
     assert docs == [("shoes-10", None)]
-    assert CatalogItemsCursor.decode(cursor).counts == {"shoes": 5, "hats": 1}
+    assert CatalogItemsCursor.decode(cursor).counts == {"shoes": 6, "hats": 1}
+
+
+@pytest.mark.asyncio
+async def test_a_catalog_items_pass_that_changed_nothing_checkpoints_nothing() -> None:
+    """A checkpointed one-string tuple cursor makes the CDK start the next pass at once: a quiet
+    pass that checkpointed would read every catalog again and again, without waiting `interval`."""
+    api = FakeCatalogsAPI({"shoes": [item("shoes", i) for i in range(3)]})
+    items = CatalogItems(api, "https://x")  # type: ignore[arg-type]
+    _, cursor = await catalog_pass(items, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode())
+    _, cursor = await catalog_pass(items, cursor)  # `since` moves from 1970 to the first pass: checkpointed
+    assert [doc async for doc in items.fetch_changes(LOG, cursor)] == []
 
 
 @pytest.mark.asyncio
