@@ -20,15 +20,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--time-scale", type=float, default=0.05, help="wall seconds per simulated second")
     parser.add_argument("--dense-time-scale", type=float, default=0.01)
     parser.add_argument("--dense", default="1000000", help="events in the dense window, per run")
-    parser.add_argument("--dedupe-per-day", type=int, default=5_000_000, help="records a day of the busy type")
-    parser.add_argument("--users", default="50000,2000000", help="users of the project, per users backfill run")
+    parser.add_argument(
+        "--dedupe-per-day", type=int, default=5_000_000, help="records a day of the busy type"
+    )
+    parser.add_argument(
+        "--users", default="50000,2000000", help="users of the project, per users backfill run"
+    )
     parser.add_argument("--scale", type=float, default=0.1, help="size of the large organisation (1 = full)")
     parser.add_argument("--scale-time-scale", type=float, default=0.01)
     parser.add_argument(
         "--scale-parts", default=",".join(large_organisation.PARTS), help="state, catalog, memory, restart"
     )
     parser.add_argument(
-        "--share", default="0.5,1", help="shares of the export budget to run at; 'none' leaves the setting out"
+        "--share",
+        default="0.5,1",
+        help="shares of the export budget to run at; 'none' leaves the setting out",
     )
     return parser.parse_args(argv)
 

@@ -229,9 +229,7 @@ async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) 
     traffic = asyncio.create_task(run.traffic())
     clock = Stopwatch()
     opened_at = sim.now()
-    result = await d.capture(
-        binds, stop_when=run.watch, on_commit=run.committed, validate_documents=False
-    )
+    result = await d.capture(binds, stop_when=run.watch, on_commit=run.committed, validate_documents=False)
     traffic.cancel()
     result.raise_for_error()
     if run.caught_up_at is None or run.cutoff is None:

@@ -58,7 +58,9 @@ class Restart:
 
 
 def _line(i: int, at: datetime) -> bytes:
-    return orjson.dumps({"createdAt": at.strftime("%Y-%m-%d %H:%M:%S +00:00"), "email": f"u{i}@x.test", "n": i})
+    return orjson.dumps(
+        {"createdAt": at.strftime("%Y-%m-%d %H:%M:%S +00:00"), "email": f"u{i}@x.test", "n": i}
+    )
 
 
 def memory(
@@ -70,7 +72,9 @@ def memory(
     per_window = int(per_day * interval / timedelta(days=1))
     windows = int(held / interval)
     records = per_window * windows
-    lines = [b'{"createdAt":"2026-01-01 00:00:00 +00:00","email":"u%d@x.test"}' % i for i in range(per_window)]
+    lines = [
+        b'{"createdAt":"2026-01-01 00:00:00 +00:00","email":"u%d@x.test"}' % i for i in range(per_window)
+    ]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     emitted = EmittedLines()
@@ -162,4 +166,3 @@ async def restart(
         await _run(second, clock, cursors, T0 + stop_at + 2 * lag + interval, interval, emitted, [0])
         duplicates.append(sum(n - 1 for n in emitted.values()))
     return Restart(per_day, lag, int(lag / spacing), duplicates, peak[0])
-

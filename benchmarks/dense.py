@@ -56,7 +56,11 @@ def peak_rss_mb(pid: int) -> float:
 
 
 async def run(
-    scale: Scale, events: int, share: float | None = None, every_type: bool = False, records_per_file: int = 25_000
+    scale: Scale,
+    events: int,
+    share: float | None = None,
+    every_type: bool = False,
+    records_per_file: int = 25_000,
 ) -> Dense:
     """`every_type`: the other 51 event types are enabled too (and empty), so their starts and
     polls compete with the dense window's files pages."""
@@ -72,7 +76,9 @@ async def run(
     await sim.start()
     try:
         start = datetime.fromtimestamp(now - 2 * 86_400, tz=UTC)
-        advanced: dict[str, Any] = {"window_size": "P3D"} | ({} if every_type else {"event_types": [DATA_TYPE]})
+        advanced: dict[str, Any] = {"window_size": "P3D"} | (
+            {} if every_type else {"event_types": [DATA_TYPE]}
+        )
         d = connector(sim, scale, advanced, share, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
         result = await _measure(d, binds, events)

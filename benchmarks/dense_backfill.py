@@ -17,7 +17,11 @@ DAYS = 2
 
 async def run(scale: Scale, share: float | None) -> Backfill:
     data = DataSpec(
-        events={t: EVENTS // len(BUSY) for t in BUSY}, users=200, history_days=DAYS, late_fraction=0.0, campaigns=10
+        events={t: EVENTS // len(BUSY) for t in BUSY},
+        users=200,
+        history_days=DAYS,
+        late_fraction=0.0,
+        campaigns=10,
     )
     sim = Simulator(iterable_like(scale, data))
     await sim.start()
@@ -39,7 +43,9 @@ async def _run(scale: Scale, sim: Simulator, share: float | None) -> Backfill:
             seen.setdefault("first_doc", sim.now())
 
     def watch(progress: CaptureProgress) -> bool:
-        for backfill in ((progress.state.get("bindingStateV1") or {}).get("events") or {}).get("backfill") or {}:
+        for backfill in ((progress.state.get("bindingStateV1") or {}).get("events") or {}).get(
+            "backfill"
+        ) or {}:
             cutoff = progress.state["bindingStateV1"]["events"]["backfill"][backfill].get("cutoff")
             if cutoff:
                 seen.setdefault("cutoff", datetime.fromisoformat(cutoff).timestamp())

@@ -95,7 +95,9 @@ class _CampaignsListing:
         self.requests += 1
         page, size = params["page"], params["pageSize"]
         more = page * size < len(self.ordered)
-        return orjson.dumps({"campaigns": self.ordered[(page - 1) * size : page * size], "nextPageUrl": "n" if more else None})
+        return orjson.dumps(
+            {"campaigns": self.ordered[(page - 1) * size : page * size], "nextPageUrl": "n" if more else None}
+        )
 
 
 async def _campaigns_cursor(listing: _CampaignsListing, cursor: tuple[str | int]) -> tuple[str | int]:
@@ -107,7 +109,7 @@ async def _campaigns_cursor(listing: _CampaignsListing, cursor: tuple[str | int]
 
 class _CatalogsListing:
     """`catalogs` catalogs sharing `items` items, served as Iterable wraps them (the CPU figure
-includes building and encoding these pages)."""
+    includes building and encoding these pages)."""
 
     def __init__(self, catalogs: int, items: int) -> None:
         self.names = [f"catalog-{c:03d}" for c in range(catalogs)]
@@ -183,7 +185,8 @@ async def measure_async(
         "listing_state_bytes": whole,
         "catalog_items_remembered": total_items,
         "catalog_items_memory_bytes_per_item": remembered / total_items,
-        "catalog_items_packed_bytes_per_item": sum(i.nbytes() for i in reader.catalogs.values()) / total_items,
+        "catalog_items_packed_bytes_per_item": sum(i.nbytes() for i in reader.catalogs.values())
+        / total_items,
         "catalog_items_pass_requests": catalogs_listing.requests,
         "catalog_items_pass_min_seconds_at_budget": catalogs_listing.requests / RATE_PER_S,
         "catalog_items_steady_pass_cpu_seconds": cpu,

@@ -39,7 +39,10 @@ def best_us_per_record(run: Callable[[], None], records: int, repeat: int) -> fl
 
 def measure(records: int, repeat: int) -> list[tuple[str, float, float]]:
     rows = []
-    streams = {"user": ExportedStream("user", "profileUpdatedAt", "email"), "emailSend": ExportedStream("emailSend", "createdAt", None)}
+    streams = {
+        "user": ExportedStream("user", "profileUpdatedAt", "email"),
+        "emailSend": ExportedStream("emailSend", "createdAt", None),
+    }
     for data_type, docs in sample(records).items():
         stream = streams[data_type]
         lines = [orjson.dumps(doc) for doc in docs]
@@ -53,7 +56,13 @@ def measure(records: int, repeat: int) -> list[tuple[str, float, float]]:
             for doc in copies.pop():
                 repair_datetimes(doc)
 
-        rows.append((data_type, best_us_per_record(record_all, len(lines), repeat), best_us_per_record(repair_all, len(lines), repeat)))
+        rows.append(
+            (
+                data_type,
+                best_us_per_record(record_all, len(lines), repeat),
+                best_us_per_record(repair_all, len(lines), repeat),
+            )
+        )
     return rows
 
 

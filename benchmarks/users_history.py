@@ -82,7 +82,9 @@ async def _until_backfilled(d: Any, binds: list[dict[str, Any]]) -> tuple[int, f
             cut = data.rfind(b"\n") + 1
             complete, rest = data[:cut], data[cut:]
             if complete.startswith(b'{"opened"'):
-                acks = bool(orjson.loads(complete.split(b"\n", 1)[0])["opened"].get("explicitAcknowledgements"))
+                acks = bool(
+                    orjson.loads(complete.split(b"\n", 1)[0])["opened"].get("explicitAcknowledgements")
+                )
             seen += complete.count(CAPTURED)
             for line in complete.split(b"\n"):
                 if line.startswith(CHECKPOINT):
@@ -133,5 +135,8 @@ async def main(scale: Scale, sizes: list[int]) -> list[UsersBackfill]:
         for capture_all_users in (True, False):
             started = time.monotonic()
             results.append(await run(scale, users, capture_all_users))
-            print(f"  users backfill of {users:,} (all={capture_all_users}): {time.monotonic() - started:.0f} s wall", flush=True)
+            print(
+                f"  users backfill of {users:,} (all={capture_all_users}): {time.monotonic() - started:.0f} s wall",
+                flush=True,
+            )
     return results

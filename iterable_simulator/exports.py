@@ -80,7 +80,11 @@ class ExportJob:
     def files_available(self, now: float) -> list[ExportFile]:
         if self.state is JobState.COMPLETED:
             return self.files
-        if self.record_count is None or self.duration <= 0 or self.state in (JobState.FAILED, JobState.CANCELLED):
+        if (
+            self.record_count is None
+            or self.duration <= 0
+            or self.state in (JobState.FAILED, JobState.CANCELLED)
+        ):
             return []
         # Files are appended while the job runs.
         fraction = min(1.0, self.progress_at(now) / self.duration)
@@ -209,7 +213,11 @@ class ExportManager:
         job.duration = (
             job.fixed_duration if job.fixed_duration is not None else self.settings.latency_base + per_1k
         )
-        rates = (self.settings.malformed_line_rate, self.settings.missing_cursor_rate, self.settings.missing_key_rate)
+        rates = (
+            self.settings.malformed_line_rate,
+            self.settings.missing_cursor_rate,
+            self.settings.missing_key_rate,
+        )
         if any(rate() for rate in rates):
             lines = [self._encode(job, record, line) for record, line in selected]
         else:

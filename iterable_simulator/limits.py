@@ -44,7 +44,11 @@ _RULES: tuple[tuple[str | None, re.Pattern[str], str], ...] = (
 
 EXPORT_READINGS: dict[str, dict[str, str]] = {
     # Pessimistic: export/start, export/{id}/files and cancelling draw on one 1 request/s budget.
-    "shared": {"export_start": "export_async", "export_files": "export_async", "export_cancel": "export_async"},
+    "shared": {
+        "export_start": "export_async",
+        "export_files": "export_async",
+        "export_cancel": "export_async",
+    },
     # Iterable's spec: export/start and export/{id}/files each 1 request/s; cancelling (no limit
     # stated) draws on export/start's.
     "separate": {"export_cancel": "export_start"},

@@ -29,6 +29,7 @@ from .exports import ExportJob, ExportManager, ExportSettings
 from .faults import FaultConfig
 from .limits import RateLimiter
 
+
 def _half(cell: str, decimal: bool) -> str:
     """One of an experiment's two variants: half of its campaign's metric."""
     return str(round(float(cell) * 0.5, 2)) if decimal else str(int(float(cell) * 0.5))
@@ -210,18 +211,28 @@ class Simulator:
         }
 
     def experiment_metrics_table(
-        self, experiment_ids: list[int], campaign_ids: list[int], start: float | None = None, end: float | None = None
+        self,
+        experiment_ids: list[int],
+        campaign_ids: list[int],
+        start: float | None = None,
+        end: float | None = None,
     ) -> tuple[list[str], list[list[str]]]:
         """The experiments/metrics CSV: header and rows, one row per variant of each selected
         experiment (all of them when no ids are given), or per experiment in the "per experiment"
         header style; columns named as `config.experiment_metrics_header` says."""
         rows = self.campaign_metrics_rows(start, end)
-        experiment, campaign, template, variant = EXPERIMENT_HEADER_STYLES[self.config.experiment_metrics_header]
+        experiment, campaign, template, variant = EXPERIMENT_HEADER_STYLES[
+            self.config.experiment_metrics_header
+        ]
         per_variant = template is not None or variant is not None
         columns = ["Total Email Sends", "Unique Email Opens", "Unique Email Clicks", "Revenue"]
         table = []
         for exp in self.data.experiments:
-            if (experiment_ids or campaign_ids) and exp["id"] not in experiment_ids and exp["campaignId"] not in campaign_ids:
+            if (
+                (experiment_ids or campaign_ids)
+                and exp["id"] not in experiment_ids
+                and exp["campaignId"] not in campaign_ids
+            ):
                 continue
             metrics = rows.get(exp["campaignId"], {})
             cells = [_half(metrics.get(c, "0"), c == "Revenue") for c in columns]
@@ -264,7 +275,9 @@ class Simulator:
         record = {**old.data, **(fields or {})}
         if touch:
             record["profileUpdatedAt"] = timefmt.iterable_str(now)
-        new = self._insert(self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s)
+        new = self._insert(
+            self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s
+        )
         self._keep_until(old, new.visible_at, now)
         if self.rng.random() < self.faults.same_second_update_rate:
             revision = {**record, "sameSecondRevision": record.get("sameSecondRevision", 0) + 1}
@@ -319,7 +332,10 @@ class Simulator:
         With `visible_after_s` the listing shows the campaign as it was until then."""
         campaign = self.data.campaigns[campaign_id]
         if visible_after_s:
-            self.hidden_campaigns[campaign_id] = (self.now() + self.config.scaled(visible_after_s), dict(campaign))
+            self.hidden_campaigns[campaign_id] = (
+                self.now() + self.config.scaled(visible_after_s),
+                dict(campaign),
+            )
         for key, value in fields.items():
             if value is None:
                 campaign.pop(key, None)
@@ -395,7 +411,9 @@ class Simulator:
         """(record, its JSON line if unchanged) for every record the job exports."""
         out: list[tuple[dict[str, Any], bytes | None]] = []
         store = self._store(job.data_type)
-        if isinstance(store, LightUsers) and not (job.campaign_id or job.only_fields or job.omit_fields or self._line_faults()):
+        if isinstance(store, LightUsers) and not (
+            job.campaign_id or job.only_fields or job.omit_fields or self._line_faults()
+        ):
             # Millions of light users: only their lines are held (the record is never read).
             return [(LIGHT_RECORD, line) for line in store.export_lines(job.start, job.end, at)]
         for stored in self._window(store, job.start, job.end, at):

@@ -51,7 +51,9 @@ def _resolve_bindings(bindings: Any, resources: list[common.Resource]) -> Any:
         return common.resolve_bindings(bindings, resources)
     except ValidationError as err:
         names = ", ".join(resource.name for resource in resources)
-        raise ValidationError([f"{error} This connector's bindings are: {names}." for error in err.errors]) from None
+        raise ValidationError(
+            [f"{error} This connector's bindings are: {names}." for error in err.errors]
+        ) from None
 
 
 class Connector(

@@ -76,16 +76,18 @@ async def paged_items(
         page += 1
 
 
-async def snapshot_templates(
-    http: HTTPSession, origin: str, log: Logger
-) -> AsyncGenerator[Template, None]:
+async def snapshot_templates(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[Template, None]:
     """Every template of every type: those of each medium the listing can filter by, then those the
     unfiltered listing adds (WebPush, Embedded, WhatsApp and any other medium), without a medium."""
     url = api_url(origin, Template.path)
     for template_type in Template.TEMPLATE_TYPES:
         seen: set[Any] = set()
         for medium in (*Template.MESSAGE_MEDIUMS, None):
-            params = {"templateType": template_type, "sort": "+id", **({"messageMedium": medium} if medium else {})}
+            params = {
+                "templateType": template_type,
+                "sort": "+id",
+                **({"messageMedium": medium} if medium else {}),
+            }
             async for item in paged_items(http, log, url, params, Template.items_key, TEMPLATES_PAGE_SIZE):
                 template_id = item.get("templateId")
                 if template_id in seen:
@@ -111,7 +113,9 @@ def list_catalogs(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator
     return paged_items(http, log, api_url(origin, Catalog.path), {}, Catalog.items_key, Catalog.PAGE_SIZE)
 
 
-async def list_user_fields(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+async def list_user_fields(
+    http: HTTPSession, origin: str, log: Logger
+) -> AsyncGenerator[dict[str, Any], None]:
     """One item per user profile field: Iterable answers with a map of field name to type."""
     envelope = await _get_envelope(http, log, api_url(origin, UserField.path))
     fields = (envelope.model_extra or {}).get(UserField.items_key)

@@ -230,7 +230,9 @@ async def fetch_metrics(
             yield cursor + timedelta(microseconds=1)  # the smallest step: the next pass covers as much
             return
         try:
-            async for row in read_metrics(metrics_http, origin, metrics, log, due[start : start + metrics.BATCH]):
+            async for row in read_metrics(
+                metrics_http, origin, metrics, log, due[start : start + metrics.BATCH]
+            ):
                 yield row
         except UnkeyedMetrics as err:
             await _stall(err, stopping, log)

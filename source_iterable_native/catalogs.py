@@ -110,18 +110,24 @@ class CatalogItems:
     previous_start: datetime | None = None
     """When the previous complete pass of this process started."""
 
-    async def fetch_changes(self, log: Logger, cursor: LogCursor) -> AsyncGenerator[CatalogItem | LogCursor, None]:
+    async def fetch_changes(
+        self, log: Logger, cursor: LogCursor
+    ) -> AsyncGenerator[CatalogItem | LogCursor, None]:
         position = CatalogItemsCursor.decode(cursor)
         started = datetime.now(tz=UTC)
         first_pass = self.previous_start is None
-        listed = list(dict.fromkeys([str(c["name"]) async for c in list_catalogs(self.http, self.origin, log)]))
+        listed = list(
+            dict.fromkeys([str(c["name"]) async for c in list_catalogs(self.http, self.origin, log)])
+        )
         # A catalog the listing missed (it shifted) is still read: only its own 404 says it is gone.
         had = set(self.catalogs) | (set(position.counts or {}) if first_pass else set())
         names = listed + sorted(had - set(listed))
         counts: dict[str, int] = {}
         emitted = deleted = 0
         for name in names:
-            pass_ = _CatalogPass(name, self.catalogs.get(name), _emit_unknown_since(position, name, first_pass))
+            pass_ = _CatalogPass(
+                name, self.catalogs.get(name), _emit_unknown_since(position, name, first_pass)
+            )
             async for doc in pass_.read(self._items(name, log)):
                 yield doc
             emitted += pass_.emitted
@@ -136,7 +142,9 @@ class CatalogItems:
             counts[name] = len(self.catalogs[name])
             _warn_if_lost_while_stopped(log, name, position, pass_.seen, first_pass)
         if emitted or deleted:
-            log.info("catalog items changed", {"emitted": emitted, "deleted": deleted, "catalogs": len(counts)})
+            log.info(
+                "catalog items changed", {"emitted": emitted, "deleted": deleted, "catalogs": len(counts)}
+            )
         since = self.previous_start or position.since
         self.previous_start = started
         if isinstance(cursor, datetime):
@@ -146,11 +154,15 @@ class CatalogItems:
             # Not after every pass: the CDK calls a fetch again at once after a one-string tuple cursor.
             yield CatalogItemsCursor(since=since, counts=counts).encode()
 
-    async def _items(self, name: str, log: Logger) -> AsyncGenerator[tuple[CatalogItem, dict[str, Any]] | None, None]:
+    async def _items(
+        self, name: str, log: Logger
+    ) -> AsyncGenerator[tuple[CatalogItem, dict[str, Any]] | None, None]:
         """Every item of the catalog, with the raw object it was read from; None if the catalog is gone."""
         url = api_url(self.origin, f"catalogs/{quote(name, safe='')}/items")
         try:
-            async for raw in paged_items(self.http, log, url, {}, "catalogItemsWithProperties", CatalogItem.PAGE_SIZE):
+            async for raw in paged_items(
+                self.http, log, url, {}, "catalogItemsWithProperties", CatalogItem.PAGE_SIZE
+            ):
                 raw.setdefault("catalogName", name)
                 yield CatalogItem.model_validate(raw), raw
         except HTTPError as err:
@@ -214,8 +226,12 @@ class _CatalogPass:
             if self.before.absent[position]:
                 self.deleted.append(self.before.item_id(position))
             else:
-                item_id = bytes(self.before.ids[self.before.offsets[position] : self.before.offsets[position + 1]])
-                self.after.add(item_id, self.before.hashes[position], self.before.digests[position], absent=True)
+                item_id = bytes(
+                    self.before.ids[self.before.offsets[position] : self.before.offsets[position + 1]]
+                )
+                self.after.add(
+                    item_id, self.before.hashes[position], self.before.digests[position], absent=True
+                )
         return self.after.build()
 
 
@@ -251,4 +267,3 @@ def _last_modified(item: CatalogItem) -> datetime | None:
 def _deletion(catalog: str, item_id: str) -> CatalogItem:
     doc: dict[str, Any] = {"catalogName": catalog, "itemId": item_id, "_meta": {"op": "d"}}
     return CatalogItem.model_validate(doc)
-

@@ -49,13 +49,17 @@ def _where(loc: tuple[int | str, ...]) -> tuple[str, tuple[int | str, ...]]:
 def _describe(error: ErrorDetails, where: str, loc: tuple[int | str, ...]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden" and where.startswith("resource config"):
-        valid = ", ".join(p for p in ResourceConfig.model_json_schema()["properties"] if not p.startswith("_"))
+        valid = ", ".join(
+            p for p in ResourceConfig.model_json_schema()["properties"] if not p.startswith("_")
+        )
         return f"{_pointer(loc)} is not a setting of a binding; remove it (valid settings: {valid})"
     if kind == "value_error":
         message = str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
         return f"{_pointer(loc)}: {message}" if loc else message
     reason = _HINTS.get(kind) or error["msg"].replace("Input should", "should")
-    shown = "" if kind == "missing" or any(p in SECRET_PARTS for p in loc) else f" (got {_short(error['input'])})"
+    shown = (
+        "" if kind == "missing" or any(p in SECRET_PARTS for p in loc) else f" (got {_short(error['input'])})"
+    )
     return f"{_pointer(loc)} {reason}{shown}"
 
 

@@ -29,21 +29,58 @@ BASE_URL_ENV = "ITERABLE_API_BASE_URL"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 EVENT_TYPES: tuple[str, ...] = (
-    "emailSend", "emailOpen", "emailClick", "hostedUnsubscribeClick", "emailComplaint",
-    "emailBounce", "emailSendSkip", "emailSubscribe", "emailUnsubscribe",
-    "pushSend", "pushOpen", "pushUninstall", "pushBounce", "pushSendSkip",
-    "inAppSend", "inAppOpen", "inAppClick", "inAppClose", "inAppDelete", "inAppDelivery",
-    "inAppSendSkip", "inAppRecall",
-    "inboxSession", "inboxMessageImpression",
-    "smsSend", "smsBounce", "smsClick", "smsReceived", "smsSendSkip", "smsUsageInfo",
-    "webPushSend", "webPushClick", "webPushSendSkip",
-    "rcsSend", "rcsSendSkip",
-    "purchase", "customEvent",
-    "embeddedSend", "embeddedSendSkip", "embeddedClick", "embeddedReceived",
-    "embeddedImpression", "embeddedSession",
-    "unknownSession", "journeyExit",
-    "whatsAppBounce", "whatsAppClick", "whatsAppReceived", "whatsAppSeen", "whatsAppSend",
-    "whatsAppSendSkip", "whatsAppUsageInfo",
+    "emailSend",
+    "emailOpen",
+    "emailClick",
+    "hostedUnsubscribeClick",
+    "emailComplaint",
+    "emailBounce",
+    "emailSendSkip",
+    "emailSubscribe",
+    "emailUnsubscribe",
+    "pushSend",
+    "pushOpen",
+    "pushUninstall",
+    "pushBounce",
+    "pushSendSkip",
+    "inAppSend",
+    "inAppOpen",
+    "inAppClick",
+    "inAppClose",
+    "inAppDelete",
+    "inAppDelivery",
+    "inAppSendSkip",
+    "inAppRecall",
+    "inboxSession",
+    "inboxMessageImpression",
+    "smsSend",
+    "smsBounce",
+    "smsClick",
+    "smsReceived",
+    "smsSendSkip",
+    "smsUsageInfo",
+    "webPushSend",
+    "webPushClick",
+    "webPushSendSkip",
+    "rcsSend",
+    "rcsSendSkip",
+    "purchase",
+    "customEvent",
+    "embeddedSend",
+    "embeddedSendSkip",
+    "embeddedClick",
+    "embeddedReceived",
+    "embeddedImpression",
+    "embeddedSession",
+    "unknownSession",
+    "journeyExit",
+    "whatsAppBounce",
+    "whatsAppClick",
+    "whatsAppReceived",
+    "whatsAppSeen",
+    "whatsAppSend",
+    "whatsAppSendSkip",
+    "whatsAppUsageInfo",
 )
 """Every event export data type. `emailUnsubscribe` is spelled as Estuary's existing Iterable
 connector spells it (Iterable matches data type names case-insensitively), so event keys match."""
@@ -369,7 +406,9 @@ class Event(BaseDocument, extra="allow"):
     key: ClassVar[list[str]] = ["/_estuary_id", "/eventType"]
     cursor_field: ClassVar[str] = "createdAt"
 
-    estuary_id: str = Field(alias="_estuary_id", description="xxh128 of createdAt|email|itblUserId|campaignId|eventName|eventType")
+    estuary_id: str = Field(
+        alias="_estuary_id", description="xxh128 of createdAt|email|itblUserId|campaignId|eventName|eventType"
+    )
     eventType: str = Field(description="The Iterable export data type of this event")
     createdAt: AwareDatetime
 
@@ -495,7 +534,9 @@ class CampaignsCursor:
             old = orjson.loads(text)
             updated_at = int(old.get("updated_at", 0))
             watching = Fingerprints({str(k): int(v, 16) for k, v in old.get("watching", {}).items()})
-            return cls(updated_at=updated_at, floor=0 if not updated_at else updated_at - 1, watching=watching)
+            return cls(
+                updated_at=updated_at, floor=0 if not updated_at else updated_at - 1, watching=watching
+            )
         _, newest, lowest, recently, watched, missed_text = text.split("|", 5)
         return cls(updated_at=int(newest), floor=int(lowest), recent=Fingerprints.unpack(recently),
                    watching=Fingerprints.unpack(watched), missed=frozenset(_unpack_keys(missed_text)))  # fmt: skip
@@ -590,7 +631,11 @@ class ExperimentMetrics(MetricsRow):
 def _experiment_columns(header: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
     """The id columns the header has, by field name, and the column telling variants apart."""
     spelled = {_spelling(name): name for name in reversed(header)}
-    ids = {field: spelled[spelling] for spelling, field in ExperimentMetrics.ID_COLUMNS.items() if spelling in spelled}
+    ids = {
+        field: spelled[spelling]
+        for spelling, field in ExperimentMetrics.ID_COLUMNS.items()
+        if spelling in spelled
+    }
     variant = next((spelled[c] for c in ExperimentMetrics.VARIANT_COLUMNS if c in spelled), None)
     return ids, variant
 
@@ -738,4 +783,6 @@ class CatalogItem(BaseDocument, extra="allow"):
 
     catalogName: str
     itemId: str
-    lastModified: str | None = Field(default=None, description="When the item last changed, as Iterable writes it")
+    lastModified: str | None = Field(
+        default=None, description="When the item last changed, as Iterable writes it"
+    )

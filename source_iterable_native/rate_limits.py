@@ -140,7 +140,11 @@ class ExportPlan:
             f"Iterable's export limits cannot serve every data type at the interval set: with "
             f"{len(self.passes)} data types busy, a share of {self.share:g} of the organisation's export "
             f"budget holds a real-time interval of "
-            + (f"{_duration(holdable)}, not {_duration(shortest)}" if holdable else "none at this late data lookback")
+            + (
+                f"{_duration(holdable)}, not {_duration(shortest)}"
+                if holdable
+                else "none at this late data lookback"
+            )
             + ". Busy types will be read less often than asked; the backfill keeps its guaranteed share. "
             "Lengthen the binding's interval or the Late Data Lookback, capture fewer event types, "
             "or raise Share of Iterable's Export Limits.",
@@ -287,9 +291,10 @@ class RollingWindowPacer(RateLimiter):
         if not self.limit:
             return
         sleep = sleep or asyncio.sleep
-        while len(self.departed) == self.limit.requests and (
-            wait := self.departed[0] + self._window() - self.clock()
-        ) > 0:
+        while (
+            len(self.departed) == self.limit.requests
+            and (wait := self.departed[0] + self._window() - self.clock()) > 0
+        ):
             self.waited += wait
             await sleep(wait)
         self.departed.append(self.clock())
@@ -326,20 +331,25 @@ class RollingWindowPacer(RateLimiter):
         return True
 
     def _back_off(self, consecutive: int) -> float:
-        backoff = min(
-            BACKOFF_FIRST.total_seconds() * 2 ** (consecutive - 1), BACKOFF_MAX.total_seconds()
-        ) * time_scale()
+        backoff = (
+            min(BACKOFF_FIRST.total_seconds() * 2 ** (consecutive - 1), BACKOFF_MAX.total_seconds())
+            * time_scale()
+        )
         self.blocked_until = max(self.blocked_until, self.clock() + backoff)
         return max(backoff, self.blocked_until - self.clock())
 
-    def retry_after(self, log: Logger, value: str, now: Callable[[], datetime] = lambda: datetime.now(tz=UTC)) -> None:
+    def retry_after(
+        self, log: Logger, value: str, now: Callable[[], datetime] = lambda: datetime.now(tz=UTC)
+    ) -> None:
         """Hold the family back as long as Iterable's `Retry-After` asks (seconds or an HTTP date).
         It is Iterable's own clock, so it is not scaled."""
         seconds = retry_after_seconds(value, now())
         if seconds is None:
             log.info("ignoring an unreadable Retry-After", {"retry_after": value})
             return
-        self.blocked_until = max(self.blocked_until, self.clock() + min(seconds, RETRY_AFTER_MAX.total_seconds()))
+        self.blocked_until = max(
+            self.blocked_until, self.clock() + min(seconds, RETRY_AFTER_MAX.total_seconds())
+        )
 
 
 def retry_after_seconds(value: str, now: datetime) -> float | None:
@@ -475,20 +485,27 @@ class IterableHTTP:
             else None
         )
         self.export_turn = PriorityGate(1) if self.export_combined is not None else None
-        self.sessions = {
-            bucket: self._session(bucket, inner, token_source, clock)
-            for bucket in LIMITS
-        }
+        self.sessions = {bucket: self._session(bucket, inner, token_source, clock) for bucket in LIMITS}
 
     def _session(
-        self, bucket: Bucket, inner: aiohttp.ClientSession, token_source: TokenSource, clock: Callable[[], float]
+        self,
+        bucket: Bucket,
+        inner: aiohttp.ClientSession,
+        token_source: TokenSource,
+        clock: Callable[[], float],
     ) -> PacedSession:
         limit = organisation_limit(bucket, self.export_share)
         if bucket in ORGANISATION_BUCKETS:
             return SerialSession(
-                inner, token_source, RollingWindowPacer(limit, clock, full=True), self.export_combined, self.export_turn
+                inner,
+                token_source,
+                RollingWindowPacer(limit, clock, full=True),
+                self.export_combined,
+                self.export_turn,
             )
-        return PacedSession(inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock))
+        return PacedSession(
+            inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock)
+        )
 
     def __getitem__(self, bucket: Bucket) -> PacedSession:
         return self.sessions[bucket]

@@ -134,7 +134,13 @@ def parse_datetime(value: Any, field: str, location: object) -> datetime:
 def _parse_repaired(value: Any, field: str, location: object) -> datetime:
     """parse_datetime of a value `repair_datetimes` already saw: for the repaired usual form
     (`2026-01-14T06:20:22+00:00`), one `fromisoformat`."""
-    if type(value) is str and len(value) == 25 and value[10] == "T" and value[22] == ":" and value[19] in "+-":
+    if (
+        type(value) is str
+        and len(value) == 25
+        and value[10] == "T"
+        and value[22] == ":"
+        and value[19] in "+-"
+    ):
         try:
             return datetime.fromisoformat(value)
         except ValueError:

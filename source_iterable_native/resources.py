@@ -64,20 +64,24 @@ async def validate_credentials(log: Logger, http: IterableHTTP, config: Endpoint
         await http[Bucket.DEFAULT].request(log, api.api_url(origin, "channels"))
     except HTTPError as err:
         if err.code == 401:
-            raise ValidationError([
-                f"Invalid credentials: Iterable rejected the API key ({_iterable_message(err)}). "
-                f"Check that it is a server-side key of this project, and that the project lives "
-                f"in the {config.advanced.data_center.value} data center: a key only works in the "
-                f"data center it was created in (Advanced > Data Center)."
-            ]) from err
-        raise ValidationError([
-            f"Iterable answered HTTP {err.code} to GET /api/channels: {_iterable_message(err)}"
-        ]) from err
+            raise ValidationError(
+                [
+                    f"Invalid credentials: Iterable rejected the API key ({_iterable_message(err)}). "
+                    f"Check that it is a server-side key of this project, and that the project lives "
+                    f"in the {config.advanced.data_center.value} data center: a key only works in the "
+                    f"data center it was created in (Advanced > Data Center)."
+                ]
+            ) from err
+        raise ValidationError(
+            [f"Iterable answered HTTP {err.code} to GET /api/channels: {_iterable_message(err)}"]
+        ) from err
     except Exception as err:
-        raise ValidationError([
-            f"Could not reach Iterable at {origin}: {type(err).__name__}: {err}. Check the "
-            f"network path to Iterable and the data center setting."
-        ]) from err
+        raise ValidationError(
+            [
+                f"Could not reach Iterable at {origin}: {type(err).__name__}: {err}. Check the "
+                f"network path to Iterable and the data center setting."
+            ]
+        ) from err
 
 
 def _iterable_message(err: HTTPError) -> str:
@@ -93,9 +97,7 @@ def _origin(config: EndpointConfig) -> str:
         raise ValidationError([str(err)]) from err
 
 
-def all_resources(
-    log: Logger, http: IterableHTTP, config: EndpointConfig
-) -> list[common.Resource]:
+def all_resources(log: Logger, http: IterableHTTP, config: EndpointConfig) -> list[common.Resource]:
     origin = _origin(config)
     jobs = ExportJobs(http, origin)
     now = datetime.now(tz=UTC).replace(microsecond=0)
@@ -103,7 +105,12 @@ def all_resources(
     resources = [
         *(_snapshot_resource(stream, _snapshot_fetcher(http, origin, stream)) for stream in SNAPSHOT_STREAMS),
         _export_resource(
-            config, jobs, now, Event.name, [f"/{f}" for f in ("_estuary_id", "eventType")], Event,
+            config,
+            jobs,
+            now,
+            Event.name,
+            [f"/{f}" for f in ("_estuary_id", "eventType")],
+            Event,
             [ExportedStream(t, Event.cursor_field, None) for t in enabled_event_types(config)],
             config.start,
         ),
@@ -114,7 +121,12 @@ def all_resources(
         *(_refreshed_resource(stream, http, origin) for stream in REFRESHED_STREAMS),
         _catalog_items_resource(http, origin),
         _export_resource(
-            config, jobs, now, User.name, [f"/{users.key_field}"], users,
+            config,
+            jobs,
+            now,
+            User.name,
+            [f"/{users.key_field}"],
+            users,
             [ExportedStream(User.data_type, User.cursor_field, users.key_field)],
             config.users_start,
         ),
@@ -142,7 +154,9 @@ def _snapshot_resource(
         all_bindings: Any,
     ) -> None:
         task.sourced_schema(binding_index, {"properties": SNAPSHOT_KEY_PROPERTIES[stream.name]})
-        common.open_binding(binding, binding_index, state, task, fetch_snapshot=_binding_errors(stream.name, fetch))
+        common.open_binding(
+            binding, binding_index, state, task, fetch_snapshot=_binding_errors(stream.name, fetch)
+        )
 
     return common.SnapshotResource(
         name=stream.name,
@@ -198,7 +212,9 @@ def _key_schemas(model: type[common.BaseDocument], key: list[str]) -> dict[str, 
     return {pointer.lstrip("/"): {"type": properties[pointer.lstrip("/")]["type"]} for pointer in key}
 
 
-def _binding_errors(name: str, fetch: Callable[..., AsyncGenerator[Any, None]]) -> Callable[..., AsyncGenerator[Any, None]]:
+def _binding_errors(
+    name: str, fetch: Callable[..., AsyncGenerator[Any, None]]
+) -> Callable[..., AsyncGenerator[Any, None]]:
     """The fetch function, with Iterable's refusals of the API key turned into an error that names
     the binding and what to do about it."""
 
@@ -230,7 +246,12 @@ def _campaigns_resource(http: IterableHTTP, origin: str) -> common.Resource:
 
 
 def _metrics_resource(
-    metrics: type[MetricsRow], bucket: Bucket, http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime
+    metrics: type[MetricsRow],
+    bucket: Bucket,
+    http: IterableHTTP,
+    origin: str,
+    config: EndpointConfig,
+    now: datetime,
 ) -> common.Resource:
     sessions = (http[bucket], http[Bucket.DEFAULT], origin)
     lookback = config.advanced.campaign_metrics_lookback
@@ -248,7 +269,9 @@ def _metrics_resource(
     )  # fmt: skip
 
 
-def _list_users_resource(http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime) -> common.Resource:
+def _list_users_resource(
+    http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime
+) -> common.Resource:
     return _resource(
         ListMember.name, ListMember, ListMember.key,
         common.ResourceState(backfill=common.ResourceState.Backfill(cutoff=now, next_page=None)),
@@ -264,7 +287,9 @@ def _list_users_resource(http: IterableHTTP, origin: str, config: EndpointConfig
 def _refreshed_resource(stream: type[RefreshedStream], http: IterableHTTP, origin: str) -> common.Resource:
     listings: dict[type[RefreshedStream], Callable[[Logger], AsyncGenerator[dict[str, Any], None]]] = {
         Journey: functools.partial(api.list_journeys, http[Bucket.DEFAULT], origin),
-        Snippet: functools.partial(api.list_unpaged, http[Bucket.DEFAULT], origin, Snippet.path, Snippet.items_key),
+        Snippet: functools.partial(
+            api.list_unpaged, http[Bucket.DEFAULT], origin, Snippet.path, Snippet.items_key
+        ),
         UserField: functools.partial(api.list_user_fields, http[Bucket.USER_FIELDS], origin),
         Catalog: functools.partial(api.list_catalogs, http[Bucket.CATALOGS], origin),
     }
@@ -350,7 +375,9 @@ def _export_resource(
             fetch_page[stream.data_type] = functools.partial(capture.backfill, stream, legacy_start)
         task.sourced_schema(binding_index, {"properties": _key_schemas(model, key)})
         await task.checkpoint(ConnectorState())
-        common.open_binding(binding, binding_index, state, task, fetch_changes=fetch_changes, fetch_page=fetch_page)
+        common.open_binding(
+            binding, binding_index, state, task, fetch_changes=fetch_changes, fetch_page=fetch_page
+        )
 
     return common.Resource(
         name=name,
@@ -407,6 +434,8 @@ async def _add_missing_subtasks(
     state.backfill.update(new_backfill)
     await task.checkpoint(
         ConnectorState(
-            bindingStateV1={binding.stateKey: common.ResourceState(inc=new_inc, backfill=new_backfill or None)}
+            bindingStateV1={
+                binding.stateKey: common.ResourceState(inc=new_inc, backfill=new_backfill or None)
+            }
         )
     )

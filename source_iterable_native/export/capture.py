@@ -219,7 +219,9 @@ class ExportCapture:
             step = lookback_step(self.lag) if self.lag else None
             self.plan.add(f"{self.binding}.{data_type}", self.interval, step)
 
-    def _page(self, start: datetime, progress: TypeProgress, job: JobAccepted | None = None) -> dict[str, Any]:
+    def _page(
+        self, start: datetime, progress: TypeProgress, job: JobAccepted | None = None
+    ) -> dict[str, Any]:
         return BackfillPage(
             start=datetime_to_page(start), window=int(progress.window.total_seconds()),
             job=job.job_id if job else None, end=datetime_to_page(job.window.end) if job else None,
@@ -314,7 +316,9 @@ class ExportCapture:
         now = self.clock()
         idle_max = IDLE_POLL_MAX * time_scale()
         phase = idle_phase(stream.data_type, idle_max)
-        due = next_realtime_poll(now, progress.quiet_since(), progress.last_poll, self.interval, idle_max, phase)
+        due = next_realtime_poll(
+            now, progress.quiet_since(), progress.last_poll, self.interval, idle_max, phase
+        )
         end = self._realtime_end(now)
         # The CDK calls again one interval after an empty poll: round to the nearest call.
         if end - cursor < timedelta(seconds=1) or (not progress.behind and now < due - self.interval / 2):
@@ -359,7 +363,11 @@ class ExportCapture:
             yield settled[1]
             return
         # Up to a settled stretch ahead, which the next call steps over.
-        reach = min(progress.realtime_cursor, settled[0]) if settled and cursor < settled[0] else progress.realtime_cursor
+        reach = (
+            min(progress.realtime_cursor, settled[0])
+            if settled and cursor < settled[0]
+            else progress.realtime_cursor
+        )
         if not lookback_due(now, cursor, reach, self.lag):
             return
         end = min(now - self.lag, reach)
@@ -457,7 +465,9 @@ class ExportCapture:
                 progress.emitted.add(max(window.start, remember_from), window.end, digests)
             self._adapt(window, progress, count)
             if priority is Priority.BACKFILL:
-                if newest is not None and (progress.backfill_newest is None or newest > progress.backfill_newest):
+                if newest is not None and (
+                    progress.backfill_newest is None or newest > progress.backfill_newest
+                ):
                     progress.backfill_newest = newest
             else:
                 progress.saw(newest)

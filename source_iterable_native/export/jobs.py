@@ -117,8 +117,6 @@ class _OneAttempt(dict[str, Any]):
         super().__setitem__(key, value)
 
 
-
-
 _ENDED_BADLY = (JobState.FAILED, JobState.CANCELLED, JobState.CANCELLING)
 
 
@@ -245,7 +243,9 @@ class ExportJobs:
             "Iterable may be having trouble; the capture will retry this window when it restarts."
         )
 
-    async def _request(self, log: Logger, bucket: Bucket, priority: Priority, url: str, **kwargs: Any) -> bytes:
+    async def _request(
+        self, log: Logger, bucket: Bucket, priority: Priority, url: str, **kwargs: Any
+    ) -> bytes:
         """Every request of the organisation's export budgets (start, files pages) passes here, with
         the priority of the subtask that needs it."""
         return await self.http.organisation(bucket).request(log, url, priority=priority, **kwargs)
@@ -261,7 +261,10 @@ class ExportJobs:
                 raise
             response = None
         if response is None or JobState.parse(response.jobState) in _ENDED_BADLY:
-            log.info("our export job of an earlier run is gone; starting anew", {"job_id": job_id, "window": str(window)})
+            log.info(
+                "our export job of an earlier run is gone; starting anew",
+                {"job_id": job_id, "window": str(window)},
+            )
             return None
         self.ours.append(job_id)
         log.info("adopted our export job of an earlier run", {"job_id": job_id, "window": str(window)})
@@ -295,7 +298,10 @@ class ExportJobs:
                         ) from lost
                     continue
                 job_id = candidates[0]
-                log.info("adopted the export job whose start answer was lost", {"job_id": job_id, "window": str(window)})
+                log.info(
+                    "adopted the export job whose start answer was lost",
+                    {"job_id": job_id, "window": str(window)},
+                )
             self.jobs_started += 1
             self.ours.append(job_id)
             log.debug("started export job", {"job_id": job_id, "window": str(window)})
@@ -436,7 +442,13 @@ class ExportJobs:
             log.info("could not cancel our export job", {"job_id": job_id, "error": str(err)})
 
     async def _stream_file(
-        self, log: Logger, job_id: int, window: ExportWindow, priority: Priority, file: _ExportFile, settled: bool
+        self,
+        log: Logger,
+        job_id: int,
+        window: ExportWindow,
+        priority: Priority,
+        file: _ExportFile,
+        settled: bool,
     ) -> AsyncGenerator[ExportLines, None]:
         emitted = 0
         url = file.url
@@ -447,7 +459,9 @@ class ExportJobs:
                     # After a broken transfer the file is read again from its start.
                     skip = max(0, emitted - first + 1)
                     if skip < len(lines):
-                        yield ExportLines(window, file.file, first + skip, lines[skip:] if skip else lines, settled)
+                        yield ExportLines(
+                            window, file.file, first + skip, lines[skip:] if skip else lines, settled
+                        )
                     emitted = max(emitted, first + len(lines) - 1)
                 return
             except HTTPError as err:

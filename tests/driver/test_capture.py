@@ -222,7 +222,9 @@ async def test_secret_in_a_document_is_caught_on_stdout(make_driver: MakeDriver,
 
 
 @pytest.mark.asyncio
-async def test_the_configs_own_secret_is_always_scanned_for(make_driver: MakeDriver, bindings: Bindings) -> None:
+async def test_the_configs_own_secret_is_always_scanned_for(
+    make_driver: MakeDriver, bindings: Bindings
+) -> None:
     config = session({"doc": {"id": 1, "name": f"key {SECRET}"}}, {"checkpoint": {}})
     driver = make_driver({**config, "credentials": {"access_token": SECRET}})  # no explicit secrets
     with pytest.raises(SecretLeakError) as caught:

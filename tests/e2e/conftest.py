@@ -40,7 +40,9 @@ def assert_key_kept_safe(sim: Simulator) -> None:
     (Every connector run of a test is also scanned for the key by the driver itself.)"""
     for entry in sim.request_log:
         where = f"{entry['method']} {entry['path']}"
-        assert not (entry["path"].startswith("/_files/") and entry["api_key_present"]), f"{where} sent the Api-Key"
+        assert not (
+            entry["path"].startswith("/_files/") and entry["api_key_present"]
+        ), f"{where} sent the Api-Key"
         assert sim.api_key not in str(entry["query"]), f"{where} carried the API key in its query"
 
 
@@ -53,16 +55,23 @@ def endpoint_config(sim: Simulator, **overrides: Any) -> dict[str, Any]:
     return config
 
 
-def driver(sim: Simulator, config: dict[str, Any] | None = None, base_url: str | None = None) -> ConnectorDriver:
+def driver(
+    sim: Simulator, config: dict[str, Any] | None = None, base_url: str | None = None
+) -> ConnectorDriver:
     return ConnectorDriver(
         config or endpoint_config(sim),
         cwd=str(ROOT),
-        env={"ITERABLE_API_BASE_URL": base_url or sim.base_url, "SOURCE_ITERABLE_TIME_SCALE": str(TIME_SCALE)},
+        env={
+            "ITERABLE_API_BASE_URL": base_url or sim.base_url,
+            "SOURCE_ITERABLE_TIME_SCALE": str(TIME_SCALE),
+        },
         secrets=[sim.api_key],
     )
 
 
-async def bindings(d: ConnectorDriver, only: list[str] | None, interval: str = "PT1S") -> list[dict[str, Any]]:
+async def bindings(
+    d: ConnectorDriver, only: list[str] | None, interval: str = "PT1S"
+) -> list[dict[str, Any]]:
     """The named bindings, or every binding discover returns (disabled-by-default ones too)."""
     discovered = (await d.discover()).raise_for_error("discover")
     result = bindings_from_discovered(discovered, only=only, include_disabled=True)

@@ -203,7 +203,9 @@ def check_incremental(
             elif ident.key in seen:
                 tally.duplicates += 1
                 if ident.cursor < _floor(session.start_state, state_key, ident.data_type):
-                    tally.bad_duplicates.append(f"{ident.key} re-read below every checkpoint ({session.kill_at})")
+                    tally.bad_duplicates.append(
+                        f"{ident.key} re-read below every checkpoint ({session.kill_at})"
+                    )
             in_session.add(ident.key)
             seen.add(ident.key)
     tally.captured = len(seen & expected)
@@ -233,14 +235,20 @@ def check_windows(sim: Simulator, start: float, ends: dict[str, float]) -> list[
 
 def realtime_cursors(state: dict[str, Any], state_key: str) -> dict[str, float]:
     inc = state["bindingStateV1"][state_key]["inc"]
-    return {name.split(".", 1)[1]: _instant(sub["cursor"]) for name, sub in inc.items() if name.startswith("realtime.")}
+    return {
+        name.split(".", 1)[1]: _instant(sub["cursor"])
+        for name, sub in inc.items()
+        if name.startswith("realtime.")
+    }
 
 
 def request_stats(sim: Simulator, sessions: list[Session]) -> dict[str, Any]:
     statuses = Counter(entry["status"] for entry in sim.request_log)
     faults = Counter(entry["fault"] for entry in sim.request_log if entry.get("fault"))
     logs = [log for s in sessions for log in s.result.logs]
-    backoff = sum(float(((log.get("fields") or {}).get("args") or {}).get("backoff_seconds", 0)) for log in logs)
+    backoff = sum(
+        float(((log.get("fields") or {}).get("args") or {}).get("backoff_seconds", 0)) for log in logs
+    )
     retries = sum(1 for log in logs if any(marker in str(log.get("msg", "")) for marker in RETRY_MARKERS))
     uninjected = Counter(
         f"{e['status']} {e['method']} {re.sub(r'/[^/]*[0-9][^/]*', '/{id}', e['path'])}"
@@ -329,14 +337,20 @@ async def assert_complete(
             assert reduced_snapshot(docs) == canonical_records(sim.records(name)), name
             report[name] = len(sim.records(name))
             continue
-        tally = check_incremental(sessions, collection, binding["stateKey"], identity_of(name), expected[name])
+        tally = check_incremental(
+            sessions, collection, binding["stateKey"], identity_of(name), expected[name]
+        )
         assert not tally.missing, f"{name}: {len(tally.missing)} records never captured: {tally.missing[:5]}"
         assert not tally.bad_duplicates, f"{name}: {tally.bad_duplicates[:5]}"
         gaps = check_windows(sim, timefmt.parse(start), realtime_cursors(final_state, binding["stateKey"]))
         assert not gaps, f"{name}: export windows skipped: {gaps}"
         report[name] = {"expected": tally.expected, "captured": tally.captured,
                         "committed": tally.committed, "duplicates": tally.duplicates}  # fmt: skip
-    caused = [(round(e["t"], 3), e["method"], e["path"]) for e in sim.request_log if e["status"] == 429 and not e.get("fault")]
+    caused = [
+        (round(e["t"], 3), e["method"], e["path"])
+        for e in sim.request_log
+        if e["status"] == 429 and not e.get("fault")
+    ]
     assert not caused, f"the connector caused 429s: {caused}; {stats}"
     report["requests"] = stats
     return report

@@ -101,7 +101,9 @@ async def test_key_of_the_other_data_center_points_at_the_setting(simulator_fact
     us = await simulator_factory(data_center="US", api_key="us-project-key-1111")
     eu = await simulator_factory(data_center="EU", project_type="Hybrid", api_key="eu-project-key-2222")
     config = endpoint_config(eu)  # the EU project's key, but the US data center (the default)
-    d = ConnectorDriver(config, cwd=str(ROOT), env={"ITERABLE_API_BASE_URL": us.base_url}, secrets=[eu.api_key])
+    d = ConnectorDriver(
+        config, cwd=str(ROOT), env={"ITERABLE_API_BASE_URL": us.base_url}, secrets=[eu.api_key]
+    )
     result = await d.validate([])
     assert result.rc == 1
     assert result.error is not None and result.error.endswith(

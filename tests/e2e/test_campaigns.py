@@ -141,7 +141,9 @@ async def test_campaign_metrics_batches_typed_values_and_lookback(simulator_fact
 
 
 @pytest.mark.asyncio
-async def test_campaign_updates_in_the_cursors_millisecond_or_visible_late_are_captured(simulator_factory) -> None:
+async def test_campaign_updates_in_the_cursors_millisecond_or_visible_late_are_captured(
+    simulator_factory,
+) -> None:
     sim = await simulator_factory()
     d = driver(sim)
     binds = await bindings(d, ["campaigns"])
@@ -149,7 +151,9 @@ async def test_campaign_updates_in_the_cursors_millisecond_or_visible_late_are_c
     first = await d.capture(binds, stop_when=lambda p: p.documents >= total, deadline=20)
     first.raise_for_error()
 
-    ended = sorted((c for c in sim.records("campaigns") if c["campaignState"] in ENDED), key=lambda c: c["updatedAt"])
+    ended = sorted(
+        (c for c in sim.records("campaigns") if c["campaignState"] in ENDED), key=lambda c: c["updatedAt"]
+    )
     newest = max(c["updatedAt"] for c in sim.records("campaigns"))
     same_ms, late = ended[0], ended[1]
     sim.update_campaign(same_ms["id"], name="Edited in the cursor's millisecond", updatedAt=newest)
@@ -158,5 +162,6 @@ async def test_campaign_updates_in_the_cursors_millisecond_or_visible_late_are_c
     second = await d.capture(binds, state=first.state, stop_when=lambda p: p.documents >= 2, deadline=20)
     second.raise_for_error()
     assert [(doc["id"], doc["name"]) for doc in second.docs("acmeCo/campaigns")] == [
-        (same_ms["id"], "Edited in the cursor's millisecond"), (late["id"], "Visible late")
+        (same_ms["id"], "Edited in the cursor's millisecond"),
+        (late["id"], "Visible late"),
     ]

@@ -78,4 +78,6 @@ async def test_sigkill_at_seeded_points_loses_nothing(simulator_factory) -> None
     report = await rel.assert_complete(sim, d, sessions, binds, sim_start, expected_documents(sim))
     report.update(kills=kills, sessions=len(sessions), seconds=round(time.monotonic() - began, 1))
     print(f"\ncrash-and-resume: {report}")
-    assert kills["backfill"] >= MIN_BACKFILL_KILLS, f"the backfill ended too early to be killed enough: {kills}"
+    assert (
+        kills["backfill"] >= MIN_BACKFILL_KILLS
+    ), f"the backfill ended too early to be killed enough: {kills}"

@@ -23,7 +23,9 @@ def backfills_done(progress: CaptureProgress) -> bool:
 
 
 def self_caused_429s(sim: Any) -> list[tuple[float, str, str]]:
-    return [(e["t"], e["method"], e["path"]) for e in sim.request_log if e["status"] == 429 and not e.get("fault")]
+    return [
+        (e["t"], e["method"], e["path"]) for e in sim.request_log if e["status"] == 429 and not e.get("fault")
+    ]
 
 
 async def live_traffic(sim: Any, data_types: list[str], every_s: float) -> None:
@@ -37,7 +39,9 @@ async def live_traffic(sim: Any, data_types: list[str], every_s: float) -> None:
 
 
 @pytest.mark.asyncio
-async def test_the_backfill_progresses_while_real_time_passes_could_take_the_whole_budget(simulator_factory) -> None:
+async def test_the_backfill_progresses_while_real_time_passes_could_take_the_whole_budget(
+    simulator_factory,
+) -> None:
     """Ten busy types polled every second with a two-minute late-data lag ask far more of the
     export budget than it holds; real-time and late-data passes outrank the backfill, yet the
     backfill keeps its share and finishes, and the connector says once which interval it holds."""
@@ -60,7 +64,9 @@ async def test_the_backfill_progresses_while_real_time_passes_could_take_the_who
         traffic.cancel()
     result.raise_for_error()
     simulated_minutes = (time.monotonic() - began) / TIME_SCALE / 60
-    assert result.stopped_by == "stop_when", f"the backfill had not finished after {simulated_minutes:.0f} simulated minutes"
+    assert (
+        result.stopped_by == "stop_when"
+    ), f"the backfill had not finished after {simulated_minutes:.0f} simulated minutes"
     assert not self_caused_429s(sim)
     said = [log for log in result.logs if "cannot serve every data type" in str(log.get("msg", ""))]
     assert len(said) == 1, "the connector did not say once which interval it can hold"

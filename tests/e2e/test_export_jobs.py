@@ -25,7 +25,9 @@ def captured(result: Any) -> Counter[str]:
 def read_jobs(sim: Any) -> set[int]:
     """Jobs whose files the connector asked for."""
     return {
-        int(e["path"].split("/")[3]) for e in sim.request_log if e["path"].endswith("/files") and e["status"] == 200
+        int(e["path"].split("/")[3])
+        for e in sim.request_log
+        if e["path"].endswith("/files") and e["status"] == 200
     }
 
 
@@ -40,16 +42,24 @@ def backfill_page(state: dict[str, Any], data_type: str) -> Any:
 @pytest.mark.asyncio
 async def test_a_refused_data_type_is_skipped_and_tried_again_after_a_restart(simulator_factory) -> None:
     events = {"emailSend": 20, "customEvent": 10, "unknownSession": 6}
-    sim = await simulator_factory(data=small_data(events=events, users=5), export_refused_data_types=("unknownSession",))
+    sim = await simulator_factory(
+        data=small_data(events=events, users=5), export_refused_data_types=("unknownSession",)
+    )
     d = driver(sim, export_config(sim, event_types=list(events), window_size="P30D"))
     binds = await bindings(d, ["events"])
 
     first = await d.capture(binds, stop_when=lambda p: p.documents >= 30, deadline=60)
     first.raise_for_error()
     assert captured(first) == expected(sim, "emailSend", "customEvent")
-    warnings = [entry for entry in first.logs if "unknownSession" in str(entry) and "Invalid dataTypeName" in str(entry)]
+    warnings = [
+        entry
+        for entry in first.logs
+        if "unknownSession" in str(entry) and "Invalid dataTypeName" in str(entry)
+    ]
     assert warnings and all(entry.get("level") == "WARNING" for entry in warnings), first.logs[-5:]
-    assert backfill(first.state, "unknownSession") is not None, "the refused type's backfill must stay pending"
+    assert (
+        backfill(first.state, "unknownSession") is not None
+    ), "the refused type's backfill must stay pending"
 
     sim.config.export_refused_data_types = ()
     second = await d.capture(binds, state=first.state, stop_when=lambda p: p.documents >= 6, deadline=60)
@@ -63,22 +73,30 @@ async def test_a_lost_start_answer_adopts_the_job_it_created(simulator_factory, 
     sim = await simulator_factory(data=small_data(events={"emailSend": 30}, users=5))
     sim.faults.schedule(fault, path_prefix="/api/export/start", method="POST")
     d = driver(sim, export_config(sim, event_types=["emailSend"], window_size="P30D"))
-    result = await d.capture(await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 30, deadline=60)
+    result = await d.capture(
+        await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 30, deadline=60
+    )
     result.raise_for_error()
     assert captured(result) == expected(sim, "emailSend")
     assert [f for f in sim.injected_faults if fault.value in str(f)], "the fault was not injected"
     ours = {job.id for job in sim.jobs.values() if job.created_by_connector}
-    assert ours <= read_jobs(sim) | set(sim.cancelled_jobs), f"a job of ours was left unread: {ours - read_jobs(sim)}"
+    assert ours <= read_jobs(sim) | set(
+        sim.cancelled_jobs
+    ), f"a job of ours was left unread: {ours - read_jobs(sim)}"
     assert_within_export_limits(sim)
 
 
 @pytest.mark.asyncio
-async def test_a_lost_start_answer_next_to_another_tools_job_starts_anew_and_leaves_theirs(simulator_factory) -> None:
+async def test_a_lost_start_answer_next_to_another_tools_job_starts_anew_and_leaves_theirs(
+    simulator_factory,
+) -> None:
     sim = await simulator_factory(data=small_data(events={"emailSend": 30}, users=5))
     sim.faults.schedule(Fault.LOST_500, path_prefix="/api/export/start", method="POST")
     sim.faults.foreign_start_next_jobs = 1
     d = driver(sim, export_config(sim, event_types=["emailSend"], window_size="P30D"))
-    result = await d.capture(await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 30, deadline=60)
+    result = await d.capture(
+        await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 30, deadline=60
+    )
     result.raise_for_error()
     assert captured(result) == expected(sim, "emailSend")
     [foreign] = [job.id for job in sim.jobs.values() if not job.created_by_connector]
@@ -152,16 +170,18 @@ async def test_a_dense_windows_first_documents_arrive_while_its_job_runs(simulat
             first_seen.append(sim.now())
 
     result = await d.capture(
-        await bindings(d, ["events"]), on_progress=on_progress, stop_when=lambda p: p.documents >= 30_000, deadline=90
+        await bindings(d, ["events"]),
+        on_progress=on_progress,
+        stop_when=lambda p: p.documents >= 30_000,
+        deadline=90,
     )
     result.raise_for_error()
     assert captured(result) == expected(sim, "emailSend")
     [backfill_job] = [j for j in sim.jobs.values() if j.created_by_connector and j.record_count == 30_000]
-    assert backfill_job.ended_at is not None and first_seen[0] < backfill_job.ended_at, (
-        f"first document {backfill_job.ended_at - first_seen[0]:.2f} s after the job completed"
-    )
+    assert (
+        backfill_job.ended_at is not None and first_seen[0] < backfill_job.ended_at
+    ), f"first document {backfill_job.ended_at - first_seen[0]:.2f} s after the job completed"
     assert_within_export_limits(sim)
-
 
 
 @pytest.mark.asyncio
@@ -174,7 +194,9 @@ async def test_records_read_before_their_job_failed_are_not_committed_twice(simu
     )  # fmt: skip
     sim.faults.fail_next_jobs = 1
     d = driver(sim, export_config(sim, event_types=["emailSend"], window_size="P30D", late_data_lag="PT0S"))
-    result = await d.capture(await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 3000, deadline=60)
+    result = await d.capture(
+        await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 3000, deadline=60
+    )
     result.raise_for_error()
     failed = [job for job in sim.jobs.values() if job.state.value == "failed"]
     assert failed and failed[0].id in read_jobs(sim)
@@ -182,4 +204,6 @@ async def test_records_read_before_their_job_failed_are_not_committed_twice(simu
     assert early, "no file of the failed job was read while it ran"
     got, want = captured(result), expected(sim, "emailSend")
     assert set(got) == set(want)
-    assert not [key for key, n in got.items() if n > want[key]], "records of the failed job were committed twice"
+    assert not [
+        key for key, n in got.items() if n > want[key]
+    ], "records of the failed job were committed twice"

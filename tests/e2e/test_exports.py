@@ -51,7 +51,9 @@ def assert_within_export_limits(sim: Any) -> None:
 @pytest.mark.parametrize("project_type", ["Email-based", "UserID-based", "Hybrid"])
 @pytest.mark.asyncio
 async def test_backfill_then_incremental_equals_ground_truth(simulator_factory, project_type: str) -> None:
-    sim = await simulator_factory(project_type=project_type, data=small_data(events=EVENT_TYPES_WITH_DATA, users=60))
+    sim = await simulator_factory(
+        project_type=project_type, data=small_data(events=EVENT_TYPES_WITH_DATA, users=60)
+    )
     d = driver(sim, export_config(sim))
     binds = await bindings(d, ["events", "users"])
 
@@ -66,7 +68,9 @@ async def test_backfill_then_incremental_equals_ground_truth(simulator_factory, 
     first.raise_for_error()
     assert Counter(doc["_estuary_id"] for doc in first.docs("acmeCo/events")) == expected_events(sim)
     key = user_key(project_type)
-    assert sorted(doc[key] for doc in first.docs("acmeCo/users")) == sorted(r[key] for r in sim.visible_records("users"))
+    assert sorted(doc[key] for doc in first.docs("acmeCo/users")) == sorted(
+        r[key] for r in sim.visible_records("users")
+    )
     assert all(doc["createdAt"][10] == "T" for doc in first.docs("acmeCo/events"))
 
     # New records after the backfill arrive through the real-time pass of the next session.
@@ -97,7 +101,11 @@ async def test_late_records_are_captured_once(simulator_factory) -> None:
     created = time.time()
     from iterable_simulator import timefmt
 
-    late = sim.add_event("emailOpen", {"email": "late@example.com", "createdAt": timefmt.iterable_str(created)}, visible_after_s=200)
+    late = sim.add_event(
+        "emailOpen",
+        {"email": "late@example.com", "createdAt": timefmt.iterable_str(created)},
+        visible_after_s=200,
+    )
     on_time = sim.add_event("emailOpen", {"email": "ontime@example.com"})
     result = await d.capture(binds, state=first.state, deadline=14)
     result.raise_for_error()
@@ -120,13 +128,17 @@ async def test_a_same_second_update_visible_late_is_captured(simulator_factory) 
     sim.update_user(user["email"], {"plan": "gold"})
     result = await d.capture(binds, state=first.state, deadline=30)
     result.raise_for_error()
-    versions = [doc.get("sameSecondRevision") for doc in result.docs("acmeCo/users") if doc["email"] == user["email"]]
+    versions = [
+        doc.get("sameSecondRevision") for doc in result.docs("acmeCo/users") if doc["email"] == user["email"]
+    ]
     assert versions == [None, 1]
 
 
 @pytest.mark.asyncio
 async def test_truncated_window_is_split_and_completed(simulator_factory) -> None:
-    sim = await simulator_factory(data=small_data(events={"emailSend": 60}, users=5), export_truncate_above_records=20)
+    sim = await simulator_factory(
+        data=small_data(events={"emailSend": 60}, users=5), export_truncate_above_records=20
+    )
     d = driver(sim, export_config(sim, event_types=["emailSend"], window_size="P30D"))
     binds = await bindings(d, ["events"])
     result = await d.capture(binds, stop_when=lambda p: p.documents >= 60, deadline=60)
@@ -139,7 +151,9 @@ async def test_truncated_window_is_split_and_completed(simulator_factory) -> Non
 
 @pytest.mark.asyncio
 async def test_failed_job_and_expired_url_are_recovered(simulator_factory) -> None:
-    sim = await simulator_factory(data=small_data(events={"emailSend": 30}, users=5), export_records_per_file=10)
+    sim = await simulator_factory(
+        data=small_data(events={"emailSend": 30}, users=5), export_records_per_file=10
+    )
     sim.faults.fail_next_jobs = 1
     sim.faults.schedule(Fault.EXPIRED_URL, path_prefix="/_files/", count=1)
     sim.faults.schedule(Fault.DROP, path_prefix="/_files/", count=1)
@@ -160,7 +174,9 @@ async def test_never_cancels_other_tools_jobs(simulator_factory) -> None:
     sim = await simulator_factory(data=small_data(events={"emailSend": 10}, users=5))
     foreign = [sim.create_foreign_job("emailOpen", None, None, duration_s=500) for _ in range(3)]
     d = driver(sim, export_config(sim, event_types=["emailSend"]))
-    result = await d.capture(await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 10, deadline=60)
+    result = await d.capture(
+        await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 10, deadline=60
+    )
     result.raise_for_error()
     assert not set(foreign) & set(sim.cancelled_jobs)
     assert sim.max_concurrent_running_jobs_seen <= 4

@@ -23,9 +23,13 @@ async def test_error_burst_backs_off_each_retry_and_recovers(simulator_factory) 
     for fault in [*ERROR_BURST, Fault.DROP, Fault.SLOW]:
         sim.faults.schedule(fault, "/api/templates")
     d = driver(sim)
-    result = await d.capture(await bindings(d, ["templates"]), stop_when=lambda p: p.checkpoints >= 2, deadline=30)
+    result = await d.capture(
+        await bindings(d, ["templates"]), stop_when=lambda p: p.checkpoints >= 2, deadline=30
+    )
     result.raise_for_error()
-    assert rel.reduced_snapshot(result.docs("acmeCo/templates")) == rel.canonical_records(sim.records("templates"))
+    assert rel.reduced_snapshot(result.docs("acmeCo/templates")) == rel.canonical_records(
+        sim.records("templates")
+    )
 
     requests = [e for e in sim.request_log if e["path"] == "/api/templates"]
     for i, entry in enumerate(requests[: len(ERROR_BURST)]):
@@ -43,9 +47,13 @@ async def test_export_faults_in_bursts_lose_nothing(simulator_factory) -> None:
         sim.faults.schedule(fault, "/_files/")
     sim.faults.fail_next_jobs = 1
     sim.faults.requeue_next_jobs = 2
-    config = endpoint_config(sim, start_date=rel.start_date(sim), advanced={"event_types": ["emailSend"], "window_size": "P40D"})
+    config = endpoint_config(
+        sim, start_date=rel.start_date(sim), advanced={"event_types": ["emailSend"], "window_size": "P40D"}
+    )
     d = driver(sim, config)
-    result = await d.capture(await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 40, deadline=60)
+    result = await d.capture(
+        await bindings(d, ["events"]), stop_when=lambda p: p.documents >= 40, deadline=60
+    )
     result.raise_for_error()
     assert Counter(doc["_estuary_id"] for doc in result.docs("acmeCo/events")) == Counter(
         expected_event_id(r, "emailSend") for r in sim.visible_records("events:emailSend")
@@ -63,6 +71,8 @@ async def test_metrics_response_dropped_mid_body_is_read_again(simulator_factory
     path = "/api/campaigns/metrics" if binding == "campaign_metrics" else "/api/experiments/metrics"
     sim.faults.schedule(Fault.DROP, path)
     d = driver(sim)
-    result = await d.capture(await bindings(d, [binding], interval="PT1H"), stop_when=lambda p: p.documents > 0, deadline=30)
+    result = await d.capture(
+        await bindings(d, [binding], interval="PT1H"), stop_when=lambda p: p.documents > 0, deadline=30
+    )
     result.raise_for_error()
     assert result.stopped_by == "stop_when" and [f["fault"] for f in sim.injected_faults] == ["drop"]

@@ -13,14 +13,18 @@ async def test_stop_while_export_jobs_run(simulator_factory) -> None:
     # Jobs take 60 s here, so every stream is waiting on one when the stop arrives.
     sim = await simulator_factory(data=small_data(events={"emailSend": 20, "emailOpen": 10}, users=10),
                                   export_job_latency_base_s=6000.0)  # fmt: skip
-    config = endpoint_config(sim, start_date=rel.start_date(sim), advanced={"event_types": ["emailSend", "emailOpen"]})
+    config = endpoint_config(
+        sim, start_date=rel.start_date(sim), advanced={"event_types": ["emailSend", "emailOpen"]}
+    )
     d = driver(sim, config)
     d.stop_timeout = STOP_BOUND_S
     binds = await rel.all_bindings(d)
     result = await d.capture(binds, deadline=4)
     assert (result.stopped_by, result.killed, result.rc) == ("deadline", False, 0), result.error
     assert result.elapsed < 4 + STOP_BOUND_S
-    ours = [job.id for job in sim.jobs.values() if job.created_by_connector and job.state.value != "completed"]
+    ours = [
+        job.id for job in sim.jobs.values() if job.created_by_connector and job.state.value != "completed"
+    ]
     assert ours and set(ours) <= set(sim.cancelled_jobs), "jobs left running would hold Iterable's slots"
     backfill = result.state["bindingStateV1"]["events"]["backfill"]
     assert set(backfill) == {"emailSend", "emailOpen"}, "an unfinished window was checkpointed as done"

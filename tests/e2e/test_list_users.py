@@ -55,7 +55,9 @@ async def test_every_member_once_failing_list_skipped_broken_transfer_retried(si
     requests = Counter(list_requests(sim))
     assert requests[sim.breaking_list_id] == 2
     assert requests[sim.failing_list_id] == 3
-    warnings = [log["msg"] for log in result.logs if log["level"] == "WARNING" and "skipping list" in log["msg"]]
+    warnings = [
+        log["msg"] for log in result.logs if log["level"] == "WARNING" and "skipping list" in log["msg"]
+    ]
     assert warnings == [
         f"skipping list {sim.failing_list_id} until the next scheduled run: Iterable answered HTTP 500 3 times"
     ]
@@ -65,7 +67,9 @@ async def test_every_member_once_failing_list_skipped_broken_transfer_retried(si
 @pytest.mark.asyncio
 async def test_resume_after_stop_continues_with_next_list_and_schedule_recaptures(simulator_factory) -> None:
     sim = await simulator_factory(
-        data=small_data(lists=LISTS, list_members=(5, 40), events={}, failing_list_index=None, breaking_list_index=None)
+        data=small_data(
+            lists=LISTS, list_members=(5, 40), events={}, failing_list_index=None, breaking_list_index=None
+        )
     )
     d = driver(sim)
     binds = await bindings(d, ["list_users"])

@@ -57,16 +57,24 @@ class Case:
 CASES = {
     "invalid JSON": Case("events", "emailSend", FaultConfig(malformed_line_rate=0.2), json_error),
     "event without createdAt": Case(
-        "events", "emailOpen", FaultConfig(missing_cursor_rate=0.1), lacks("createdAt", "record has no createdAt")
+        "events",
+        "emailOpen",
+        FaultConfig(missing_cursor_rate=0.1),
+        lacks("createdAt", "record has no createdAt"),
     ),
     "user without email": Case(
-        "users", "user", FaultConfig(missing_key_rate=0.1), lacks("email", "record has no email, the collection key")
+        "users",
+        "user",
+        FaultConfig(missing_key_rate=0.1),
+        lacks("email", "record has no email, the collection key"),
     ),
 }
 
 
 async def capture_until_failure(sim: Simulator, binding: str, **advanced: Any) -> Any:
-    config = endpoint_config(sim, start_date=rel.start_date(sim), advanced={"window_size": "P40D", **advanced})
+    config = endpoint_config(
+        sim, start_date=rel.start_date(sim), advanced={"window_size": "P40D", **advanced}
+    )
     d = driver(sim, config)
     result = await d.capture(await bindings(d, [binding]), deadline=30)
     assert result.rc == 1 and not result.killed, f"the capture did not fail: {result.stopped_by}"
@@ -87,7 +95,9 @@ def assert_window_not_passed(result: Any, binding: str, data_type: str, job: Exp
 async def test_malformed_line_stops_its_window(simulator_factory, name: str) -> None:
     case = CASES[name]
     events = {case.data_type: 30} if case.binding == "events" else {}
-    sim = await simulator_factory(data=small_data(events=events, users=30), export_records_per_file=8, faults=case.fault)
+    sim = await simulator_factory(
+        data=small_data(events=events, users=30), export_records_per_file=8, faults=case.fault
+    )
     advanced = {"event_types": [case.data_type]} if case.binding == "events" else {}
     result = await capture_until_failure(sim, case.binding, **advanced)
     job, file, number, reason = first_bad_line(sim, case.data_type, case.reason)
@@ -112,7 +122,9 @@ def backfill_done(state: dict[str, Any], data_type: str) -> bool:
 async def test_skip_malformed_records_skips_logs_and_counts_each_one(simulator_factory, name: str) -> None:
     case = CASES[name]
     events = {case.data_type: 30} if case.binding == "events" else {}
-    sim = await simulator_factory(data=small_data(events=events, users=30), export_records_per_file=8, faults=case.fault)
+    sim = await simulator_factory(
+        data=small_data(events=events, users=30), export_records_per_file=8, faults=case.fault
+    )
     advanced = {"event_types": [case.data_type]} if case.binding == "events" else {}
     config = endpoint_config(
         sim, start_date=rel.start_date(sim),
@@ -120,14 +132,22 @@ async def test_skip_malformed_records_skips_logs_and_counts_each_one(simulator_f
     )  # fmt: skip
     d = driver(sim, config)
     result = await d.capture(
-        await bindings(d, [case.binding]), stop_when=lambda p: backfill_done(p.state, case.data_type), deadline=30
+        await bindings(d, [case.binding]),
+        stop_when=lambda p: backfill_done(p.state, case.data_type),
+        deadline=30,
     )
     result.raise_for_error()
 
     job, file, number, reason = first_bad_line(sim, case.data_type, case.reason)
-    skipped = [log["fields"]["args"] for log in result.logs if log.get("msg", "").startswith("skipped a malformed")]
+    skipped = [
+        log["fields"]["args"] for log in result.logs if log.get("msg", "").startswith("skipped a malformed")
+    ]
     window = f"[{_iso(job.start)}, {_iso(job.end)})"
-    assert skipped and skipped[0]["error"] == f"export of {case.data_type} {window}, file {file}, line {number}: {reason}"
+    assert (
+        skipped
+        and skipped[0]["error"]
+        == f"export of {case.data_type} {window}, file {file}, line {number}: {reason}"
+    )
     assert [s["skipped_by_this_process"] for s in skipped] == list(range(1, len(skipped) + 1))
     good = sum(1 for f in job.files for line in f.lines if case.reason(line) is None)
     assert len(result.docs(f"acmeCo/{case.binding}")) >= good > 0

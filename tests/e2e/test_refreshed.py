@@ -32,7 +32,9 @@ def truth(sim: Simulator, name: str, *key: str) -> dict[Any, dict[str, Any]]:
 
 
 @pytest.mark.asyncio
-async def test_refreshed_streams_equal_ground_truth_emit_only_changes_and_deletions(simulator_factory) -> None:
+async def test_refreshed_streams_equal_ground_truth_emit_only_changes_and_deletions(
+    simulator_factory,
+) -> None:
     sim = await simulator_factory(data=small_data(journeys=60, events={}, users=30))
     d = driver(sim)
     binds = await bindings(d, [*REFRESHED])
@@ -97,7 +99,9 @@ async def test_catalog_items_incremental_on_last_modified_with_deletions(simulat
     assert keyed(docs[: len(items)], "catalogName", "itemId") == {
         (i["catalogName"], i["itemId"]): i for i in items
     }
-    later = {(doc["catalogName"], doc["itemId"], doc.get("_meta", {}).get("op")) for doc in docs[len(items) :]}
+    later = {
+        (doc["catalogName"], doc["itemId"], doc.get("_meta", {}).get("op")) for doc in docs[len(items) :]
+    }
     assert later == {(catalog, gone_item, "d"), (catalog, edited_item, None)} | {
         (dropped_catalog, item_id, "d") for item_id in dropped_items
     }
@@ -119,7 +123,11 @@ EXPERIMENT_VARIANT_COLUMN = {
 }  # fmt: skip
 EXPERIMENT_ID_COLUMNS = {
     "experimentId": {"experimentId": "experimentId", "campaignId": "campaignId", "templateId": "templateId"},
-    "Experiment ID": {"experimentId": "Experiment ID", "campaignId": "Campaign ID", "templateId": "Template ID"},
+    "Experiment ID": {
+        "experimentId": "Experiment ID",
+        "campaignId": "Campaign ID",
+        "templateId": "Template ID",
+    },
     "experiment_id": {"experimentId": "experiment_id", "campaignId": "campaign_id"},
     "per experiment": {"experimentId": "experimentId", "campaignId": "campaignId"},
 }
@@ -159,9 +167,12 @@ async def test_experiment_metrics_keyed_by_whatever_header_iterable_sends(simula
 
 
 @pytest.mark.asyncio
-async def test_experiment_metrics_without_an_experiment_id_column_stop_that_binding_only(simulator_factory) -> None:
+async def test_experiment_metrics_without_an_experiment_id_column_stop_that_binding_only(
+    simulator_factory,
+) -> None:
     sim = await simulator_factory(
-        data=small_data(campaigns=60, experiments=3, events={}, users=20), experiment_metrics_header="no experiment id"
+        data=small_data(campaigns=60, experiments=3, events={}, users=20),
+        experiment_metrics_header="no experiment id",
     )
     d = driver(sim)
     binds = await bindings(d, ["experiment_metrics", "snippets"])
@@ -252,7 +263,10 @@ async def test_catalog_items_missed_by_a_shifting_listing_stay_live_and_unknown_
             steps.append("shifted")
 
     result = await d.capture(
-        binds, on_progress=change_once_backfilled, stop_when=lambda p: p.documents >= len(items) + 1, deadline=20
+        binds,
+        on_progress=change_once_backfilled,
+        stop_when=lambda p: p.documents >= len(items) + 1,
+        deadline=20,
     )
     result.raise_for_error()
     tail = await d.capture(binds, state=result.state, deadline=4)  # a restart, then more passes
@@ -285,7 +299,11 @@ async def test_catalog_missing_from_a_shifting_listing_keeps_its_items(simulator
     async def remove_after_three_passes() -> None:
         # Watches the request log, not the capture's progress: passes that change nothing checkpoint nothing.
         while True:
-            listings = [e for e in sim.request_log[mark:] if e["path"] == "/api/catalogs" and ("page", "1") in e["query"]]
+            listings = [
+                e
+                for e in sim.request_log[mark:]
+                if e["path"] == "/api/catalogs" and ("page", "1") in e["query"]
+            ]
             if len(listings) >= 6:
                 sim.remove("catalogs", removed)
                 return
@@ -299,6 +317,6 @@ async def test_catalog_missing_from_a_shifting_listing_keeps_its_items(simulator
     second.raise_for_error()
     assert shifts(sim) == 2
     assert second.docs("acmeCo/catalogs") == [{"name": removed, "_meta": {"op": "d"}}]
-    assert [(doc["catalogName"], doc.get("_meta", {}).get("op")) for doc in second.docs("acmeCo/catalog_items")] == [
-        (removed, "d")
-    ]
+    assert [
+        (doc["catalogName"], doc.get("_meta", {}).get("op")) for doc in second.docs("acmeCo/catalog_items")
+    ] == [(removed, "d")]

@@ -38,7 +38,9 @@ async def test_snapshots_equal_ground_truth_then_stay_quiet_then_tombstone(simul
 
     # A second session on unchanged data emits nothing, resuming from the folded state.
     # Stopped after a pass of each binding, however slowly the connector starts on a busy machine.
-    second = await d.capture(binds, state=first.state, stop_when=lambda p: p.checkpoints >= len(SNAPSHOTS), deadline=30)
+    second = await d.capture(
+        binds, state=first.state, stop_when=lambda p: p.checkpoints >= len(SNAPSHOTS), deadline=30
+    )
     second.raise_for_error()
     assert second.documents == []
     assert second.checkpoints > 0
@@ -64,7 +66,10 @@ async def test_templates_of_mediums_the_listing_cannot_filter_by_are_captured(si
 
     result = await d.capture(binds, stop_when=lambda p: p.documents >= len(truth), deadline=20)
     result.raise_for_error()
-    docs = {doc["templateId"]: {k: v for k, v in doc.items() if k != "_meta"} for doc in result.docs("acmeCo/templates")}
+    docs = {
+        doc["templateId"]: {k: v for k, v in doc.items() if k != "_meta"}
+        for doc in result.docs("acmeCo/templates")
+    }
     # Every template once; those the listing cannot filter by come without a medium, which
     # Iterable's template objects do not carry.
     assert len(result.docs("acmeCo/templates")) == len(truth)

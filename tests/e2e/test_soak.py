@@ -56,6 +56,15 @@ async def test_soak_under_every_fault(simulator_factory) -> None:
     report["seconds"] = round(time.monotonic() - began, 1)
     print(f"\nsoak: {report}")
     injected = set(report["requests"]["injected"]) | {f["fault"] for f in sim.injected_faults}
-    for fault in ("429", "429_retry_after", "500_generic", "drop", "slow", "expired_url", "job_failed", "job_requeued"):
+    for fault in (
+        "429",
+        "429_retry_after",
+        "500_generic",
+        "drop",
+        "slow",
+        "expired_url",
+        "job_failed",
+        "job_requeued",
+    ):
         assert fault in injected, f"the soak never injected {fault}: raise its rate or the run's length"
     assert any(job.truncated for job in sim.jobs.values()), "no export was truncated"

@@ -16,7 +16,10 @@ from flow_driver import ConnectorDriver
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = ROOT / "tests" / "expected"
 CONFIG = {
-    "credentials": {"credentials_title": "Private App Credentials", "access_token": "ESTUARY_TEST_ACCESS_TOKEN"},
+    "credentials": {
+        "credentials_title": "Private App Credentials",
+        "access_token": "ESTUARY_TEST_ACCESS_TOKEN",
+    },
     "project_type": "Email-based",
 }
 
@@ -48,7 +51,10 @@ async def test_discover_makes_no_api_call() -> None:
     assert names == sorted(names)
 
 
-@pytest.mark.parametrize("project_type, key", [("Email-based", ["/email"]), ("UserID-based", ["/itblUserId"]), ("Hybrid", ["/itblUserId"])])
+@pytest.mark.parametrize(
+    "project_type, key",
+    [("Email-based", ["/email"]), ("UserID-based", ["/itblUserId"]), ("Hybrid", ["/itblUserId"])],
+)
 @pytest.mark.asyncio
 async def test_users_key_follows_project_type(project_type: str, key: list[str]) -> None:
     result = await ConnectorDriver({**CONFIG, "project_type": project_type}, cwd=str(ROOT)).discover()
@@ -59,6 +65,8 @@ async def test_users_key_follows_project_type(project_type: str, key: list[str])
 def test_acmeco_is_current() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "flow_driver", "acmeco", "--out", "acmeCo", "--check"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, f"acmeCo/ is stale (run `make acmeco`):\n{proc.stdout}{proc.stderr}"

@@ -16,7 +16,9 @@ USERS_HISTORY_START = datetime(2013, 1, 1, tzinfo=UTC).timestamp()
 
 
 def config(sim: Simulator, start_date: str | None = None, **advanced: Any) -> dict[str, Any]:
-    overrides: dict[str, Any] = {"advanced": {"event_types": ["emailSend"], "late_data_lag": "PT3S", "window_size": "P2D", **advanced}}
+    overrides: dict[str, Any] = {
+        "advanced": {"event_types": ["emailSend"], "late_data_lag": "PT3S", "window_size": "P2D", **advanced}
+    }
     if start_date is not None:
         overrides["start_date"] = start_date
     return endpoint_config(sim, **overrides)
@@ -24,7 +26,10 @@ def config(sim: Simulator, start_date: str | None = None, **advanced: Any) -> di
 
 def backfill_starts(sim: Simulator, data_type: str) -> list[float]:
     """The start of every backfill-sized export job the connector ran for `data_type`, in order."""
-    jobs = sorted((j for j in sim.jobs.values() if j.created_by_connector and j.data_type == data_type), key=lambda j: j.id)
+    jobs = sorted(
+        (j for j in sim.jobs.values() if j.created_by_connector and j.data_type == data_type),
+        key=lambda j: j.id,
+    )
     return [j.start for j in jobs if j.start is not None]
 
 
@@ -51,13 +56,18 @@ async def test_start_date_with_an_offset_exports_from_that_instant(simulator_fac
     binds = await bindings(d, ["events", "users"])
     result = await d.capture(
         binds,
-        stop_when=lambda p: backfill_done(p.state, "events", "emailSend") and backfill_done(p.state, "users", "user"),
+        stop_when=lambda p: backfill_done(p.state, "events", "emailSend")
+        and backfill_done(p.state, "users", "user"),
         deadline=60,
     )
     result.raise_for_error()
     assert backfill_starts(sim, "emailSend")[0] == expected_start
     assert backfill_starts(sim, "user")[0] == expected_start
-    expected = sorted(e["createdAt"] for e, s in zip(sim.visible_records("events:emailSend"), sim.data.events["emailSend"]) if s.cursor >= expected_start)
+    expected = sorted(
+        e["createdAt"]
+        for e, s in zip(sim.visible_records("events:emailSend"), sim.data.events["emailSend"])
+        if s.cursor >= expected_start
+    )
     assert len({doc["_estuary_id"] for doc in result.docs("acmeCo/events")}) == len(expected)
 
 
@@ -72,7 +82,9 @@ async def test_an_empty_start_date_resolves_once_at_the_first_open(simulator_fac
     # The first checkpoint initialises the binding, before any window was read: it already holds
     # the start the empty start_date resolved to.
     initialised = next(
-        p["updated"] for p in first.checkpoint_patches if p and "events" in (p["updated"].get("bindingStateV1") or {})
+        p["updated"]
+        for p in first.checkpoint_patches
+        if p and "events" in (p["updated"].get("bindingStateV1") or {})
     )
     backfill = initialised["bindingStateV1"]["events"]["backfill"]["emailSend"]
     assert backfill["next_page"] == started
@@ -83,14 +95,19 @@ async def test_an_empty_start_date_resolves_once_at_the_first_open(simulator_fac
     time.sleep(1.1)
     jobs_before = len(backfill_starts(sim, "emailSend"))
     second = await d.capture(
-        binds, state=initialised, stop_when=lambda p: len(backfill_starts(sim, "emailSend")) > jobs_before, deadline=30
+        binds,
+        state=initialised,
+        stop_when=lambda p: len(backfill_starts(sim, "emailSend")) > jobs_before,
+        deadline=30,
     )
     second.raise_for_error()
     assert min(backfill_starts(sim, "emailSend")[jobs_before:]) == started
 
 
 @pytest.mark.asyncio
-async def test_a_backfill_started_before_the_initial_page_resumes_from_its_own_cutoff(simulator_factory) -> None:
+async def test_a_backfill_started_before_the_initial_page_resumes_from_its_own_cutoff(
+    simulator_factory,
+) -> None:
     """A state written before the initial page carried the start (page None): its empty start date
     resolves from the backfill's cutoff, the same on every restart, and capture_all_users (on by
     default) does not move its users backfill to 2013."""
@@ -110,14 +127,18 @@ async def test_a_backfill_started_before_the_initial_page_resumes_from_its_own_c
             }
         }
     }
-    result = await d.capture(binds, state=state, stop_when=lambda p: bool(backfill_starts(sim, "user")), deadline=30)
+    result = await d.capture(
+        binds, state=state, stop_when=lambda p: bool(backfill_starts(sim, "user")), deadline=30
+    )
     result.raise_for_error()
     assert backfill_starts(sim, "user")[0] == (cutoff - timedelta(days=30)).timestamp()
 
 
 @pytest.mark.parametrize("capture_all_users", [None, True, False])
 @pytest.mark.asyncio
-async def test_users_updated_before_start_date_are_captured_unless_turned_off(simulator_factory, capture_all_users: bool | None) -> None:
+async def test_users_updated_before_start_date_are_captured_unless_turned_off(
+    simulator_factory, capture_all_users: bool | None
+) -> None:
     sim = await simulator_factory(data=small_data(events={"emailSend": 5}, users=60))
     start = int(sim.now() - 10 * DAY)
     advanced = {} if capture_all_users is None else {"capture_all_users": capture_all_users}
@@ -125,7 +146,8 @@ async def test_users_updated_before_start_date_are_captured_unless_turned_off(si
     binds = await bindings(d, ["users", "events"])
     result = await d.capture(
         binds,
-        stop_when=lambda p: backfill_done(p.state, "users", "user") and backfill_done(p.state, "events", "emailSend"),
+        stop_when=lambda p: backfill_done(p.state, "users", "user")
+        and backfill_done(p.state, "events", "emailSend"),
         deadline=60,
     )
     result.raise_for_error()
@@ -159,7 +181,11 @@ async def test_a_finished_users_backfill_is_not_redone_after_the_upgrade(simulat
             }
         }
     }
-    result = await d.capture(binds, state=state, stop_when=lambda p: bool(backfill_starts(sim, "user")), deadline=30)
+    result = await d.capture(
+        binds, state=state, stop_when=lambda p: bool(backfill_starts(sim, "user")), deadline=30
+    )
     result.raise_for_error()
     assert min(backfill_starts(sim, "user")) >= cursor.timestamp() - 3
-    assert "backfill" not in (result.state["bindingStateV1"]["users"] or {}) or not result.state["bindingStateV1"]["users"]["backfill"].get("user")
+    assert "backfill" not in (result.state["bindingStateV1"]["users"] or {}) or not result.state[
+        "bindingStateV1"
+    ]["users"]["backfill"].get("user")

@@ -11,7 +11,11 @@ async def test_good_key_validates(simulator_factory) -> None:
     d = driver(sim)
     result = await d.validate(await bindings(d, ["channels", "events", "users"]))
     assert result.rc == 0, result.error
-    assert [b["resourcePath"] for b in result.response["validated"]["bindings"]] == [["channels"], ["events"], ["users"]]
+    assert [b["resourcePath"] for b in result.response["validated"]["bindings"]] == [
+        ["channels"],
+        ["events"],
+        ["users"],
+    ]
 
 
 @pytest.mark.asyncio

@@ -103,7 +103,9 @@ def test_mutations():
 
 def test_same_second_update_visible_late():
     now = [NOW]
-    sim = _sim(clock=lambda: now[0], faults=FaultConfig(same_second_update_rate=1.0, same_second_update_delay_s=600))
+    sim = _sim(
+        clock=lambda: now[0], faults=FaultConfig(same_second_update_rate=1.0, same_second_update_delay_s=600)
+    )
     user = sim.records("users")[0]
     first = sim.update_user(user["email"], {"plan": "gold"})
     window = (NOW - 1, NOW + 1)
@@ -129,7 +131,9 @@ def test_updates_are_exported_as_their_previous_version_until_visible():
 
 
 def test_light_users_hold_only_their_instants_and_export_like_full_ones():
-    spec = DataSpec(now=NOW, users=5_000, light_users=True, history_days=1095, events={}, lists=0, late_fraction=0.0)
+    spec = DataSpec(
+        now=NOW, users=5_000, light_users=True, history_days=1095, events={}, lists=0, late_fraction=0.0
+    )
     sim = _sim(data=spec)
     users = sim.data.users
     assert len(users) == 5_000 and users.cursors.itemsize * len(users.cursors) == 40_000

@@ -20,7 +20,10 @@ def _rows(text: str) -> tuple[list[str], dict[int, dict[str, str]]]:
 async def test_campaign_metrics_csv_matches_ground_truth(make_client):
     c = await make_client()
     ids = [x["id"] for x in c.sim.records("campaigns")]
-    params = [("campaignId", i) for i in ids] + [("startDateTime", "1970-01-01"), ("endDateTime", "2100-01-01")]
+    params = [("campaignId", i) for i in ids] + [
+        ("startDateTime", "1970-01-01"),
+        ("endDateTime", "2100-01-01"),
+    ]
     status, text, resp = await c.get("/api/campaigns/metrics", params=params)
     assert status == 200 and resp.content_type == "text/csv"
     header, rows = _rows(text)
@@ -62,7 +65,9 @@ async def test_metrics_without_end_stop_at_the_documented_2018_default(make_clie
 @pytest.mark.parametrize("style", sorted(EXPERIMENT_HEADER_STYLES))
 async def test_experiment_metrics_header_styles(make_client, style):
     c = await make_client(experiment_metrics_header=style)
-    _, text, _ = await c.get("/api/experiments/metrics", params={"startDateTime": "1970-01-01", "endDateTime": "2100-01-01"})
+    _, text, _ = await c.get(
+        "/api/experiments/metrics", params={"startDateTime": "1970-01-01", "endDateTime": "2100-01-01"}
+    )
     header, *rows = list(csv.reader(io.StringIO(text)))
     experiment, campaign, template, variant = EXPERIMENT_HEADER_STYLES[style]
     key_columns = [name for name in (experiment, campaign, template, variant) if name]
@@ -73,7 +78,9 @@ async def test_experiment_metrics_header_styles(make_client, style):
     sends = header.index("Total Email Sends")
     lifetime = c.sim.campaign_metrics_rows()
     total = sum(int(lifetime[e["campaignId"]]["Total Email Sends"]) for e in experiments)
-    assert abs(sum(int(row[sends]) for row in rows) - total) <= len(rows)  # variants split each campaign in halves
+    assert abs(sum(int(row[sends]) for row in rows) - total) <= len(
+        rows
+    )  # variants split each campaign in halves
 
 
 @pytest.mark.asyncio

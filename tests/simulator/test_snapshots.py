@@ -129,7 +129,9 @@ async def test_templates_of_other_mediums_are_listed_only_without_a_medium_filte
         assert len(others) == 2 * len(OTHER_TEMPLATE_MEDIUMS)
         filtered = []
         for medium in TEMPLATE_MEDIUMS:
-            _, body, _ = await c.get("/api/templates", params={"templateType": ttype, "messageMedium": medium, "pageSize": 1000})
+            _, body, _ = await c.get(
+                "/api/templates", params={"templateType": ttype, "messageMedium": medium, "pageSize": 1000}
+            )
             filtered += body["templates"]
         _, body, _ = await c.get("/api/templates", params={"templateType": ttype, "pageSize": 1000})
         unfiltered = {t["templateId"] for t in body["templates"]}

@@ -8,7 +8,13 @@ import orjson
 import pytest
 
 from source_iterable_native.campaigns import fetch_campaigns, metrics_due, metrics_until, read_metrics
-from source_iterable_native.models import Campaign, CampaignMetrics, CampaignsCursor, ExperimentMetrics, UnkeyedMetrics
+from source_iterable_native.models import (
+    Campaign,
+    CampaignMetrics,
+    CampaignsCursor,
+    ExperimentMetrics,
+    UnkeyedMetrics,
+)
 
 LOG = logging.getLogger("test")
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -18,7 +24,9 @@ def ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def campaign(cid: int, state: str, updated: datetime = NOW - timedelta(days=40), **fields: Any) -> dict[str, Any]:
+def campaign(
+    cid: int, state: str, updated: datetime = NOW - timedelta(days=40), **fields: Any
+) -> dict[str, Any]:
     return {"id": cid, "campaignState": state, "updatedAt": ms(updated), **fields}
 
 
@@ -130,7 +138,9 @@ async def test_campaigns_update_visible_late_is_captured() -> None:
 @pytest.mark.asyncio
 async def test_campaigns_skipped_by_a_page_shift_is_captured_by_the_next_pass(monkeypatch) -> None:
     monkeypatch.setattr("source_iterable_native.campaigns.CAMPAIGNS_PAGE_SIZE", 2)
-    api, cursor = await backfilled([campaign(i, "Finished", updated=NOW - timedelta(days=30, minutes=i)) for i in range(1, 9)])
+    api, cursor = await backfilled(
+        [campaign(i, "Finished", updated=NOW - timedelta(days=30, minutes=i)) for i in range(1, 9)]
+    )
     for i in range(1, 7):  # six updates, an hour apart: the pass reads three pages
         api.campaigns[i - 1].update(name=f"edit {i}", updatedAt=ms(NOW - timedelta(hours=i)))
     # Campaign 1 is deleted elsewhere once page 1 is read: campaign 3 moves onto page 1, unread.
@@ -193,12 +203,20 @@ def test_metrics_due_running_and_recently_ended_only() -> None:
     ("cells", "expected"),
     [
         ({"id": "7", "Total Email Sends": "120"}, {"id": 7, "Total Email Sends": 120}),
-        ({"id": "7", "Revenue": "10.50", "Revenue / M (Email)": "0.0"}, {"id": 7, "Revenue": 10.5, "Revenue / M (Email)": 0.0}),
+        (
+            {"id": "7", "Revenue": "10.50", "Revenue / M (Email)": "0.0"},
+            {"id": 7, "Revenue": 10.5, "Revenue / M (Email)": 0.0},
+        ),
         ({"id": "7", "Total Pushes Sent": ""}, {"id": 7}),
-        ({"id": "7", "Note": "n/a", "Odd": "NaN", "Big": "inf"}, {"id": 7, "Note": "n/a", "Odd": "NaN", "Big": "inf"}),
+        (
+            {"id": "7", "Note": "n/a", "Odd": "NaN", "Big": "inf"},
+            {"id": 7, "Note": "n/a", "Odd": "NaN", "Big": "inf"},
+        ),
     ],
 )
-def test_metrics_cells_are_typed_and_empty_ones_left_out(cells: dict[str, str], expected: dict[str, Any]) -> None:
+def test_metrics_cells_are_typed_and_empty_ones_left_out(
+    cells: dict[str, str], expected: dict[str, Any]
+) -> None:
     row = CampaignMetrics.model_validate(cells)
     assert orjson.loads(row.model_dump_json(by_alias=True, exclude_unset=True, exclude={"meta_"})) == expected
 
@@ -216,8 +234,14 @@ def experiment_row(cells: dict[str, str]) -> dict[str, Any]:
             {"Experiment ID": "8001", "Campaign Id": "5", "Template Id": "77", "Variant Name": "B"},
             {"experimentId": 8001, "campaignId": 5, "templateId": 77, "variantKey": "77"},
         ),
-        ({"experiment_id": "8001", "variant_id": "12", "variant_name": "B"}, {"experimentId": 8001, "variantKey": "12"}),
-        ({"Experiment Id": "8001", "Variant Name": "Control"}, {"experimentId": 8001, "variantKey": "Control"}),
+        (
+            {"experiment_id": "8001", "variant_id": "12", "variant_name": "B"},
+            {"experimentId": 8001, "variantKey": "12"},
+        ),
+        (
+            {"Experiment Id": "8001", "Variant Name": "Control"},
+            {"experimentId": 8001, "variantKey": "Control"},
+        ),
         ({"EXPERIMENT-ID": "8001", "variant": "B"}, {"experimentId": 8001, "variantKey": "B"}),
         # No variant column: one row per experiment.
         ({"experimentId": "8001", "campaignId": "5", "opens": "100", "clicks": "25"}, {"variantKey": ""}),
@@ -244,7 +268,10 @@ def test_experiment_metrics_without_an_experiment_id_column_name_the_binding_and
     [
         (datetime(2026, 12, 2, 0, 0, tzinfo=UTC), "2026-12-03"),
         (datetime(2026, 12, 31, 23, 59, tzinfo=UTC), "2027-01-01"),
-        (datetime(2026, 12, 2, 20, 0, tzinfo=timezone(timedelta(hours=-5))), "2026-12-04"),  # 01:00 UTC on the 3rd
+        (
+            datetime(2026, 12, 2, 20, 0, tzinfo=timezone(timedelta(hours=-5))),
+            "2026-12-04",
+        ),  # 01:00 UTC on the 3rd
     ],
 )
 def test_metrics_requests_end_tomorrow_utc(now: datetime, until: str) -> None:
@@ -277,5 +304,7 @@ async def test_read_metrics_sends_an_explicit_end_and_refuses_rows_it_cannot_tel
 
     # Rows per experiment and campaign, with nothing to tell them apart: not one overwriting the other.
     api = FakeMetricsAPI(b"experimentId,campaignId,opens\r\n8001,5,100\r\n8001,6,90\r\n")
-    with pytest.raises(UnkeyedMetrics, match=r"two rows keyed \(8001, ''\).*header received: 'experimentId,campaignId,opens'"):
+    with pytest.raises(
+        UnkeyedMetrics, match=r"two rows keyed \(8001, ''\).*header received: 'experimentId,campaignId,opens'"
+    ):
         await read_all(api, [5, 6])

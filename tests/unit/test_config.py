@@ -81,7 +81,9 @@ def test_capture_all_users_starts_users_in_2013_and_leaves_events_at_start_date(
     assert on.advanced.capture_all_users is True
     assert on.users_start(now) == datetime(2013, 1, 1, tzinfo=UTC)
     assert on.start(now) == datetime(2026, 1, 1, tzinfo=UTC)
-    off = EndpointConfig.model_validate(config(start_date="2026-01-01T00:00:00Z", advanced={"capture_all_users": False}))
+    off = EndpointConfig.model_validate(
+        config(start_date="2026-01-01T00:00:00Z", advanced={"capture_all_users": False})
+    )
     assert off.users_start(now) == off.start(now) == datetime(2026, 1, 1, tzinfo=UTC)
     blank = EndpointConfig.model_validate(config(advanced={"capture_all_users": False}))
     assert blank.users_start(now) == now - timedelta(days=30)
@@ -98,9 +100,15 @@ def test_capture_all_users_starts_users_in_2013_and_leaves_events_at_start_date(
         ({"advanced": {"window_size": "twelve hours"}}, "Input should be a valid timedelta"),
         ({"advanced": {"list_users_timeout": "PT1M"}}, "List users timeout must be between PT5M and PT6H"),
         ({"advanced": {"late_data_lag": "P2D"}}, "Late data lag must be between PT0S and P1D"),
-        ({"advanced": {"event_types": ["emailSend", "emailSent"]}}, "Unknown event type\\(s\\) emailSent. Valid event types are: emailSend, "),
+        (
+            {"advanced": {"event_types": ["emailSend", "emailSent"]}},
+            "Unknown event type\\(s\\) emailSent. Valid event types are: emailSend, ",
+        ),
         ({"advanced": {"data_center": "APAC"}}, "Input should be 'US' or 'EU'"),
-        ({"credentials": {"credentials_title": "Private App Credentials", "access_token": ""}}, "at least 1 character"),
+        (
+            {"credentials": {"credentials_title": "Private App Credentials", "access_token": ""}},
+            "at least 1 character",
+        ),
     ],
 )
 def test_bad_values_have_readable_errors(overrides: dict, message: str) -> None:

@@ -62,7 +62,9 @@ def test_the_share_sets_the_processing_slots_and_defaults_to_half() -> None:
 
 
 @pytest.mark.asyncio
-async def test_at_half_share_any_two_export_requests_leave_a_second_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_at_half_share_any_two_export_requests_leave_a_second_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Even if Iterable counted export/start and export/{jobId}/files as one budget."""
     clock = Clock()
     http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=0.5)
@@ -129,7 +131,9 @@ def test_a_new_process_waits_one_interval_before_its_first_export_request() -> N
 async def test_cancelling_spends_the_export_start_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     used: list[tuple[object, str]] = []
 
-    async def request(self: HTTPMixin, log: logging.Logger, url: str, method: str = "GET", **kwargs: object) -> bytes:
+    async def request(
+        self: HTTPMixin, log: logging.Logger, url: str, method: str = "GET", **kwargs: object
+    ) -> bytes:
         used.append((self, method))
         return b"{}"
 
@@ -140,7 +144,9 @@ async def test_cancelling_spends_the_export_start_budget(monkeypatch: pytest.Mon
 
 
 @pytest.mark.asyncio
-async def test_a_download_in_progress_goes_before_new_starts_and_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_download_in_progress_goes_before_new_starts_and_polls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     order: list[str] = []
     release = asyncio.Event()
 
@@ -156,7 +162,11 @@ async def test_a_download_in_progress_goes_before_new_starts_and_polls(monkeypat
     await asyncio.sleep(0)
     waiting = [
         asyncio.create_task(session.request(log, name, priority=priority))
-        for name, priority in [("poll", Priority.REALTIME), ("lookback", Priority.LOOKBACK), ("page", Priority.DOWNLOAD)]
+        for name, priority in [
+            ("poll", Priority.REALTIME),
+            ("lookback", Priority.LOOKBACK),
+            ("page", Priority.DOWNLOAD),
+        ]
     ]
     await asyncio.sleep(0)
     release.set()
@@ -200,7 +210,9 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("bucket", [Bucket.EXPORT, Bucket.DEFAULT])
-async def test_retry_after_is_honoured_on_every_budget(monkeypatch: pytest.MonkeyPatch, bucket: Bucket) -> None:
+async def test_retry_after_is_honoured_on_every_budget(
+    monkeypatch: pytest.MonkeyPatch, bucket: Bucket
+) -> None:
     """Iterable answers 429 with Retry-After: 30; the retry waits 30 s, not the 2 s back-off."""
     sim = Simulator(SimulatorConfig(faults=FaultConfig(retry_after_s=30)))
     clock = Clock()
@@ -216,12 +228,16 @@ async def test_retry_after_is_honoured_on_every_budget(monkeypatch: pytest.Monke
     monkeypatch.setattr(cdk_http.asyncio, "sleep", sleep)
     try:
         async with aiohttp.ClientSession() as inner:
-            tokens = TokenSource(oauth_spec=None, credentials=ApiKey(access_token=sim.api_key), authorization_header="Api-Key")
+            tokens = TokenSource(
+                oauth_spec=None, credentials=ApiKey(access_token=sim.api_key), authorization_header="Api-Key"
+            )
             http = IterableHTTP(inner, tokens, clock, export_share=1.0)
             clock.now += 10
             if bucket is Bucket.EXPORT:
                 body = {"dataTypeName": "emailSend", "outputFormat": "application/x-json-stream"}
-                await http.organisation(bucket).request(log, f"{sim.base_url}{path}", method="POST", json=body)
+                await http.organisation(bucket).request(
+                    log, f"{sim.base_url}{path}", method="POST", json=body
+                )
             else:
                 await http[bucket].request(log, f"{sim.base_url}{path}")
     finally:
@@ -243,7 +259,9 @@ def test_the_connector_says_which_interval_it_can_hold() -> None:
     assert logger.warning.call_count == 1
     holdable = plan.holdable_interval()
     assert holdable is not None and 53 / holdable.total_seconds() + 53 / 300 == pytest.approx(0.5 * 2 / 3)
-    assert "5.6 minutes, not 30.0 seconds" in logger.warning.call_args.args[0], logger.warning.call_args.args[0]
+    assert "5.6 minutes, not 30.0 seconds" in logger.warning.call_args.args[0], logger.warning.call_args.args[
+        0
+    ]
     defaults = ExportPlan(0.5)
     for n in range(53):
         defaults.add(f"events.t{n}", timedelta(minutes=5), timedelta(hours=1))

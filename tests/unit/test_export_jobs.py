@@ -102,7 +102,9 @@ class ReplacedJob:
 
 
 def capture(jobs: Any, cutoff: datetime) -> ExportCapture:
-    c = ExportCapture(jobs, "events", timedelta(days=2), timedelta(hours=1), timedelta(minutes=5), clock=lambda: cutoff)
+    c = ExportCapture(
+        jobs, "events", timedelta(days=2), timedelta(hours=1), timedelta(minutes=5), clock=lambda: cutoff
+    )
     c.track("emailOpen", cutoff)
     return c
 
@@ -123,7 +125,9 @@ async def test_a_persisted_job_is_adopted_for_exactly_its_window() -> None:
     cutoff = T0 + timedelta(days=1)
     jobs = ReplacedJob()
     end = T0 + timedelta(hours=3)
-    page = BackfillPage(start=datetime_to_page(T0), window=3600, job=41, end=datetime_to_page(end)).model_dump()
+    page = BackfillPage(
+        start=datetime_to_page(T0), window=3600, job=41, end=datetime_to_page(end)
+    ).model_dump()
     [item async for item in capture(jobs, cutoff).backfill(STREAM, T0, log, page, cutoff)]
     assert jobs.calls[0] == (ExportWindow("emailOpen", T0, end), 41)
     assert all(adopt is None for _, adopt in jobs.calls[1:])

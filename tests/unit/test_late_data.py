@@ -35,7 +35,9 @@ class Lines:
         self.windows: list[tuple[ExportWindow, Priority]] = []
 
     def user(self, at: datetime, email: str, **fields: Any) -> bytes:
-        line = orjson.dumps({"email": email, "profileUpdatedAt": at.strftime("%Y-%m-%d %H:%M:%S +00:00"), **fields})
+        line = orjson.dumps(
+            {"email": email, "profileUpdatedAt": at.strftime("%Y-%m-%d %H:%M:%S +00:00"), **fields}
+        )
         self.lines.append((at, line))
         return line
 
@@ -46,7 +48,9 @@ class Lines:
         self, log: Any, window: ExportWindow, priority: Priority, adopt: int | None = None
     ) -> AsyncIterator[ExportLines]:
         self.windows.append((window, priority))
-        yield ExportLines(window, "f", 1, [line for at, line in self.lines if window.start <= at < window.end])
+        yield ExportLines(
+            window, "f", 1, [line for at, line in self.lines if window.start <= at < window.end]
+        )
 
 
 class Clock:
@@ -87,9 +91,9 @@ async def test_a_second_update_in_the_same_second_visible_late_is_emitted() -> N
     jobs.replace(first, orjson.dumps({**orjson.loads(first), "plan": "pro"}))
     clock.now = T0 + INTERVAL + HOUR
     lookback = await collect(c.lookback(USERS, log, T0 - HOUR))
-    assert [(d["email"], d["plan"]) for d in docs(lookback)] == [("ann@x.test", "pro")], (
-        "the late second version was dropped, or bob's unchanged record was emitted twice"
-    )
+    assert [(d["email"], d["plan"]) for d in docs(lookback)] == [
+        ("ann@x.test", "pro")
+    ], "the late second version was dropped, or bob's unchanged record was emitted twice"
 
 
 @pytest.mark.asyncio
@@ -151,7 +155,12 @@ def test_every_form_of_backfill_page_reads() -> None:
     # The runtime's merge patch drops null keys, so a stored page may lack them.
     assert page_to_datetime({"start": start}) == T0
     assert page_window({"start": start, "window": 600, "job": 5, "end": start + 600}) == timedelta(minutes=10)
-    assert BackfillPage(start=start).model_dump() == {"start": start, "window": None, "job": None, "end": None}
+    assert BackfillPage(start=start).model_dump() == {
+        "start": start,
+        "window": None,
+        "job": None,
+        "end": None,
+    }
 
 
 @pytest.mark.asyncio

@@ -76,7 +76,9 @@ class FakeCatalogsAPI:
         page, size = params["page"], params["pageSize"]
         if url.endswith("/catalogs"):
             names = [{"name": name} for name in self.catalogs]
-            return orjson.dumps({"code": "Success", "params": {"catalogNames": names[(page - 1) * size : page * size]}})
+            return orjson.dumps(
+                {"code": "Success", "params": {"catalogNames": names[(page - 1) * size : page * size]}}
+            )
         name = url.split("/catalogs/")[1].removesuffix("/items")
         if name not in self.catalogs:
             raise HTTPError("Catalog not found", 404)
@@ -85,10 +87,17 @@ class FakeCatalogsAPI:
 
 
 def item(catalog: str, n: int, modified: datetime = NOW - timedelta(days=3), **value: Any) -> dict[str, Any]:
-    return {"catalogName": catalog, "itemId": f"{catalog}-{n}", "lastModified": modified.isoformat(), "value": value}
+    return {
+        "catalogName": catalog,
+        "itemId": f"{catalog}-{n}",
+        "lastModified": modified.isoformat(),
+        "value": value,
+    }
 
 
-async def catalog_pass(items: CatalogItems, cursor: tuple[str]) -> tuple[list[tuple[str, str | None]], tuple[str]]:
+async def catalog_pass(
+    items: CatalogItems, cursor: tuple[str]
+) -> tuple[list[tuple[str, str | None]], tuple[str]]:
     docs = []
     async for doc in items.fetch_changes(LOG, cursor):
         if isinstance(doc, CatalogItem):
@@ -103,7 +112,9 @@ async def catalog_pass(items: CatalogItems, cursor: tuple[str]) -> tuple[list[tu
 async def test_catalog_items_after_a_restart_emit_what_changed_and_every_item_of_new_catalogs() -> None:
     api = FakeCatalogsAPI({"shoes": [item("shoes", i) for i in range(3)]})
     first = CatalogItems(api, "https://x")  # type: ignore[arg-type]
-    docs, cursor = await catalog_pass(first, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode())
+    docs, cursor = await catalog_pass(
+        first, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode()
+    )
     assert len(docs) == 3
     api.catalogs["shoes"].append(item("shoes", 5))
     docs, cursor = await catalog_pass(first, cursor)
@@ -130,7 +141,9 @@ async def test_a_catalog_items_pass_that_changed_nothing_checkpoints_nothing() -
     pass that checkpointed would read every catalog again and again, without waiting `interval`."""
     api = FakeCatalogsAPI({"shoes": [item("shoes", i) for i in range(3)]})
     items = CatalogItems(api, "https://x")  # type: ignore[arg-type]
-    _, cursor = await catalog_pass(items, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode())
+    _, cursor = await catalog_pass(
+        items, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode()
+    )
     _, cursor = await catalog_pass(items, cursor)  # `since` moves from 1970 to the first pass: checkpointed
     assert [doc async for doc in items.fetch_changes(LOG, cursor)] == []
 
@@ -139,7 +152,9 @@ async def test_a_catalog_items_pass_that_changed_nothing_checkpoints_nothing() -
 async def test_catalog_items_deleted_after_two_misses_or_at_once_when_the_catalog_answers_404() -> None:
     api = FakeCatalogsAPI({"shoes": [item("shoes", i) for i in range(3)], "hats": [item("hats", 1)]})
     items = CatalogItems(api, "https://x")  # type: ignore[arg-type]
-    _, cursor = await catalog_pass(items, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode())
+    _, cursor = await catalog_pass(
+        items, CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode()
+    )
     missed = api.catalogs["shoes"].pop(1)
     assert (await catalog_pass(items, cursor))[0] == []
     api.catalogs["shoes"].insert(1, missed)

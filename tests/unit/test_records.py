@@ -99,7 +99,12 @@ def test_repairs_nested_values() -> None:
         ),
         # Null and missing values hash alike, numbers in decimal form.
         (
-            {"createdAt": "2026-01-14 06:20:22 +00:00", "email": "a@b.com", "campaignId": 123, "itblUserId": None},
+            {
+                "createdAt": "2026-01-14 06:20:22 +00:00",
+                "email": "a@b.com",
+                "campaignId": 123,
+                "itblUserId": None,
+            },
             "emailSend",
             "c080ecd353a363a39321c34936a16296",
         ),
@@ -205,11 +210,18 @@ def test_refuses_cursors_it_cannot_write_back_in_rfc3339(value: object) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2026-01-14 06:20 +00:00", "2026-01-14 06:20:22+00", "2025-12-19T22:43:34.134105.123Z", "2016-12-31 23:59:60 +00:00"],
+    [
+        "2026-01-14 06:20 +00:00",
+        "2026-01-14 06:20:22+00",
+        "2025-12-19T22:43:34.134105.123Z",
+        "2016-12-31 23:59:60 +00:00",
+    ],
 )
 def test_every_datetime_of_a_record_is_written_back_in_rfc3339(value: str) -> None:
     stream = ExportedStream("user", "profileUpdatedAt", "email")
-    line = orjson.dumps({"email": "a@b.com", "profileUpdatedAt": value, "nested": {"at": value}, "list": [value]})
+    line = orjson.dumps(
+        {"email": "a@b.com", "profileUpdatedAt": value, "nested": {"at": value}, "list": [value]}
+    )
     record = stream.record(line, "here")
     assert RFC3339.match(record.doc["profileUpdatedAt"]), record.doc["profileUpdatedAt"]
     assert record.doc["nested"]["at"] == record.doc["list"][0] == record.doc["profileUpdatedAt"]
