@@ -351,6 +351,12 @@ class ResourceConfig(ResourceConfigWithSchedule):
 ConnectorState = GenericConnectorState[ResourceState]
 
 
+def key_schemas(model: type[BaseDocument], key: list[str]) -> dict[str, Any]:
+    """The JSON schema of each key field of a document model, for the binding's sourced schema."""
+    properties = model.model_json_schema(by_alias=True)["properties"]
+    return {pointer.lstrip("/"): {"type": properties[pointer.lstrip("/")]["type"]} for pointer in key}
+
+
 class SnapshotStream(BaseDocument, extra="allow"):
     """A small Iterable resource captured whole on every interval."""
 

@@ -226,7 +226,7 @@ async def test_a_catch_up_remembers_nothing_and_the_late_data_pass_steps_over_it
 
 
 def test_an_int_page_opens_as_the_dict_page_it_stands_for() -> None:
-    from source_iterable_native.resources import _dict_page
+    from source_iterable_native.export.resource import _dict_page
 
     start = int(T0.timestamp())
     assert _dict_page(start) == {"start": start, "window": None, "job": None, "end": None}
