@@ -27,7 +27,7 @@ from estuary_cdk.http import TokenSource
 
 from .errors import request_errors
 from .models import ConnectorState, EndpointConfig, ResourceConfig
-from .rate_limits import IterableHTTP
+from .sessions import IterableHTTP
 from .resources import all_resources, validate_credentials
 
 DOCUMENTATION_URL = "https://go.estuary.dev/source-iterable-native"

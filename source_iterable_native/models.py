@@ -23,7 +23,7 @@ from estuary_cdk.flow import AccessToken
 from estuary_cdk.incremental_csv_processor import BaseCSVRow
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
 
-from .rate_limits import DEFAULT_EXPORT_SHARE
+from .budgets import DEFAULT_EXPORT_SHARE
 
 BASE_URL_ENV = "ITERABLE_API_BASE_URL"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

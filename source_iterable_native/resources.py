@@ -39,7 +39,8 @@ from .models import (
     key_schemas,
     user_model,
 )
-from .rate_limits import Bucket, IterableHTTP
+from .budgets import Bucket
+from .sessions import IterableHTTP
 from .records import ExportedStream
 
 SNAPSHOT_INTERVAL = timedelta(minutes=5)

@@ -28,7 +28,7 @@ from typing import Any, AsyncGenerator, Callable
 from estuary_cdk.capture.common import LogCursor, PageCursor, make_cursor_dict
 from pydantic import BaseModel
 
-from ..rate_limits import ExportPlan, time_scale
+from ..budgets import ExportPlan, time_scale
 from ..records import ExportedStream, MalformedRecord
 from .dedupe import EmittedLines, line_digest
 from .jobs import (

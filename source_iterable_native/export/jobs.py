@@ -20,15 +20,8 @@ import orjson
 from estuary_cdk.http import HTTPError
 from pydantic import BaseModel
 
-from ..rate_limits import (
-    Bucket,
-    IterableHTTP,
-    Priority,
-    PriorityGate,
-    export_jobs_processing,
-    sleep_unless,
-    time_scale,
-)
+from ..budgets import Bucket, Priority, PriorityGate, export_jobs_processing, sleep_unless, time_scale
+from ..sessions import IterableHTTP
 
 MAX_JOB_ATTEMPTS = 4
 MAX_START_ATTEMPTS = 4

@@ -15,15 +15,8 @@ from iterable_simulator import Simulator, SimulatorConfig
 from iterable_simulator.faults import Fault, FaultConfig
 from source_iterable_native.export.jobs import ExportJobs, JobSlots, Priority
 from source_iterable_native.models import Advanced, ApiKey
-from source_iterable_native.rate_limits import (
-    JITTER_MARGIN_S,
-    SAFETY_MARGIN,
-    Bucket,
-    ExportPlan,
-    IterableHTTP,
-    export_jobs_processing,
-    retry_after_seconds,
-)
+from source_iterable_native.budgets import Bucket, ExportPlan, export_jobs_processing
+from source_iterable_native.sessions import JITTER_MARGIN_S, SAFETY_MARGIN, IterableHTTP, retry_after_seconds
 
 log = logging.getLogger("test")
 

@@ -19,7 +19,7 @@ from source_iterable_native.export.jobs import (
     JobAccepted,
     Priority,
 )
-from source_iterable_native.rate_limits import TIME_SCALE_ENV, Bucket
+from source_iterable_native.budgets import TIME_SCALE_ENV, Bucket
 from source_iterable_native.records import ExportedStream
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,12 +7,11 @@ import pytest
 from estuary_cdk.http import HTTPMixin
 
 from source_iterable_native.export.jobs import JobSlots, Priority
-from source_iterable_native.rate_limits import (
+from source_iterable_native.budgets import Bucket, RateLimit
+from source_iterable_native.sessions import (
     JITTER_MARGIN_S,
     SAFETY_MARGIN,
-    Bucket,
     IterableHTTP,
-    RateLimit,
     RollingWindowPacer,
     SerialSession,
 )
