@@ -5,17 +5,16 @@ from __future__ import annotations
 import bisect
 import functools
 import json
-import math
 import random
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-import orjson
-
 from . import timefmt
 from .config import DataSpec
+from .stored import Stored
+from .streams import EventStream
 
 DAY = 86400.0
 
@@ -107,26 +106,6 @@ def medium_of_event(data_type: str) -> str:
     return "Email"
 
 
-@dataclass
-class Stored:
-    """A record as exported, with its cursor instant and the time it becomes visible to exports."""
-
-    data: dict[str, Any]
-    cursor: float
-    visible_at: float
-    _encoded: bytes | None = None
-    hidden_at: float = math.inf
-    """When a later version of the same user became visible and replaced this one."""
-
-    def visible(self, at: float) -> bool:
-        return self.visible_at <= at < self.hidden_at
-
-    def encoded(self) -> bytes:
-        if self._encoded is None:
-            self._encoded = orjson.dumps(self.data)
-        return self._encoded
-
-
 class LightUsers(Sequence[Stored]):
     """Users held as their sorted `profileUpdatedAt` instants alone (whole seconds, 8 bytes each);
     each record (email, itblUserId, profileUpdatedAt) is rendered when read. Read-only."""
@@ -150,9 +129,6 @@ class LightUsers(Sequence[Stored]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         return self._user(index)
-
-    def sort(self, key: Any = None) -> None:
-        """Already sorted by cursor, the only order the simulator keeps."""
 
     def export_lines(self, start: float | None, end: float | None, at: float) -> list[bytes]:
         """The JSON lines of the users updated in [start, end) and visible at `at`, without
@@ -214,7 +190,7 @@ class Dataset:
     campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     activity: dict[int, CampaignActivity] = field(default_factory=dict)
     users: list[Stored] | LightUsers = field(default_factory=list)
-    events: dict[str, list[Stored]] = field(default_factory=dict)
+    events: dict[str, list[Stored] | EventStream] = field(default_factory=dict)
     journeys: list[dict[str, Any]] = field(default_factory=list)
     snippets: list[dict[str, Any]] = field(default_factory=list)
     catalogs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -580,7 +556,7 @@ class Generator:
         return self.now - 1.0 - u * (self.now - 1.0 - self.start)
 
     def _events(self) -> None:
-        self.ds.events = {name: [] for name in EVENT_TYPES}
+        events: dict[str, list[Stored]] = {name: [] for name in EVENT_TYPES}
         # Sends first so opens/clicks can refer to their messageIds.
         ordered = sorted(self.spec.events.items(), key=lambda kv: (not kv[0].endswith("Send"), kv[0]))
         for name, count in ordered:
@@ -591,7 +567,8 @@ class Generator:
                 cursor = self._event_time()
                 user = self.rng.choice(self.ds.users).data if self.ds.users else {}
                 record, exact = self.build_event(data_type, user, cursor)
-                self.ds.events[data_type].append(Stored(record, exact, self._visible_at(exact)))
+                events[data_type].append(Stored(record, exact, self._visible_at(exact)))
+        self.ds.events = {name: store for name, store in events.items()}
 
     def _event_identity(self, user: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}

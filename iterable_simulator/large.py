@@ -11,11 +11,13 @@ organisation at a tenth of its size.
 The simulator's endpoints serve these sequences unchanged (they only slice them and take their
 length). What they do not support: `put_catalog_item`, `remove("catalog_items", ...)` and
 `add_event` on the large event type.
+
+`install_email_opens(sim, n)` is the other large case: one export window of `n` emailOpen events,
+generated lazily (iterable_simulator/streams.py) in a project otherwise as generated.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, overload
@@ -23,29 +25,17 @@ from typing import TYPE_CHECKING, Any, overload
 import orjson
 
 from . import timefmt
-from .data import DAY, Stored
+from .data import DAY
 from .exports import ExportFile, JobState
+from .streams import EmailOpens, EventStream, mix
 
 if TYPE_CHECKING:
     from .simulator import Simulator
 
-_GOLDEN = 0x9E3779B97F4A7C15
-_MASK = (1 << 64) - 1
 _NOT_ENDED_STATES = ("Draft", "Scheduled", "Running", "Recurring", "Ready")
 _ENDED_STATES = ("Finished", "Finished", "Finished", "Archived", "Aborted", "Recalled")
 _MEDIUMS = ("Email", "Email", "Email", "Push", "SMS", "InApp")
 _FIELD_TYPES = ("string", "long", "boolean", "date", "double", "object")
-
-
-def mix(*values: int) -> int:
-    """A 64-bit hash of integers (splitmix64 steps): the same numbers always give the same value."""
-    h = 0
-    for v in values:
-        h = (h ^ (v & _MASK)) * _GOLDEN & _MASK
-        h ^= h >> 31
-        h = h * 0xBF58476D1CE4E5B9 & _MASK
-        h ^= h >> 29
-    return h
 
 
 @dataclass(frozen=True)
@@ -115,63 +105,19 @@ class CatalogItems(Sequence[dict[str, Any]]):
         }
 
 
-class EventStream(Sequence[Stored]):
-    """One event type at a constant rate over [start, end): record `i` has its cursor at
-    start + i / rate (whole seconds, as Iterable writes `createdAt`) and is visible from then on.
-    Keys are unique: every record has its own recipient."""
+class BusyTypeEvents(EventStream):
+    """The busy event type at a constant rate over [start, end), every record in its whole second
+    (as Iterable writes `createdAt`). Keys are unique: every record has its own recipient."""
 
     def __init__(self, seed: int, data_type: str, start: float, end: float, per_second: float) -> None:
-        self.seed, self.data_type, self.start, self.per_second = seed, data_type, start, per_second
-        self.size = max(0, int((end - start) * per_second))
-        self._formatted: tuple[float, str] = (math.nan, "")
+        super().__init__(seed, data_type, start, per_second, max(0, int((end - start) * per_second)))
 
-    def __len__(self) -> int:
-        return self.size
-
-    @overload
-    def __getitem__(self, index: int) -> Stored: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Stored]: ...
-    def __getitem__(self, index: int | slice) -> Stored | list[Stored]:
-        if isinstance(index, slice):
-            return [self.stored(i) for i in range(*index.indices(self.size))]
-        if index < 0:
-            index += self.size
-        if not 0 <= index < self.size:
-            raise IndexError(index)
-        return self.stored(index)
-
-    def __iter__(self) -> Iterator[Stored]:
-        return (self.stored(i) for i in range(self.size))
-
-    def cursor(self, i: int) -> float:
-        return float(math.floor(self.start + i / self.per_second))
-
-    def index_at(self, t: float) -> int:
-        """The first record whose cursor is at or after `t`."""
-        i = max(0, min(self.size, math.ceil((math.ceil(t) - self.start) * self.per_second) - 1))
-        while i < self.size and self.cursor(i) < t:
-            i += 1
-        while i > 0 and self.cursor(i - 1) >= t:
-            i -= 1
-        return i
-
-    def between(self, start: float, end: float) -> int:
-        """How many records have their cursor in [start, end)."""
-        return max(0, self.index_at(end) - self.index_at(start))
-
-    def created_at(self, cursor: float) -> str:
-        if self._formatted[0] != cursor:  # consecutive records mostly share their second
-            self._formatted = (cursor, timefmt.iterable_str(cursor))
-        return self._formatted[1]
-
-    def stored(self, i: int) -> Stored:
-        cursor = self.cursor(i)
+    def record(self, i: int) -> dict[str, Any]:
         h = mix(self.seed, i)
         campaign = 5_000_000 + h % 997
-        record = {
+        return {
             "email": f"user{i}@large.example",
-            "createdAt": self.created_at(cursor),
+            "createdAt": self.second_str(self.cursor(i)) + " +00:00",
             "messageId": f"{h:016x}{i:016x}",
             "campaignId": campaign,
             "templateId": 9_000_000 + campaign % 89,
@@ -179,7 +125,6 @@ class EventStream(Sequence[Stored]):
             "channelId": 39581,
             "contentId": h >> 40 & 0xFFFFF,
         }
-        return Stored(record, cursor, cursor)
 
 
 def campaigns(seed: int, org: LargeOrg, now: float) -> dict[int, dict[str, Any]]:
@@ -241,7 +186,7 @@ def catalogs(seed: int, org: LargeOrg, now: float) -> dict[str, CatalogItems]:
     }
 
 
-def install(sim: Simulator, org: LargeOrg) -> EventStream:
+def install(sim: Simulator, org: LargeOrg) -> BusyTypeEvents:
     """Give `sim` the large organisation (replacing its campaigns and their metrics, experiments,
     journeys, user fields, catalogs and the busy type's events); returns the busy type's stream,
     which starts `history_days` before the simulator's anchor."""
@@ -256,8 +201,24 @@ def install(sim: Simulator, org: LargeOrg) -> EventStream:
     per_wall_second = org.events_per_day / (DAY * cfg.time_scale)
     start = ds.now - cfg.data.history_days * DAY * cfg.time_scale
     end = ds.now + org.event_days_ahead * DAY * cfg.time_scale
-    stream = EventStream(seed, org.busy_event_type, start, end, per_wall_second)
-    ds.events[org.busy_event_type] = stream  # type: ignore[assignment]
+    stream = BusyTypeEvents(seed, org.busy_event_type, start, end, per_wall_second)
+    ds.events[org.busy_event_type] = stream
+    return stream
+
+
+def install_email_opens(sim: Simulator, count: int) -> EmailOpens:
+    """Replace `sim`'s emailOpen events with `count` generated lazily, spread evenly over the data's
+    history as the Generator spreads its events, opened by its users on its launched email
+    campaigns (any launched campaign when none is an email one); returns the stream."""
+    ds = sim.data
+    launched = [c for c in ds.campaigns.values() if ds.is_launched(c)]
+    email = [c for c in launched if c["messageMedium"] == "Email"] or launched
+    stream = EmailOpens(
+        sim.config.seed, start=ds.now - sim.config.data.history_days * DAY, end=ds.now - 1.0, count=count,
+        users=[s.data for s in ds.users], campaigns=[(c["id"], c["templateId"]) for c in email],
+        project_type=ds.project_type,
+    )  # fmt: skip
+    ds.events[stream.data_type] = stream
     return stream
 
 

@@ -7,6 +7,7 @@ import json
 import math
 import random
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +22,14 @@ from .data import (
     Generator,
     LightUsers,
     Member,
-    Stored,
     canonical_data_type,
     metric_value_strings,
 )
-from .exports import ExportJob, ExportManager, ExportSettings
+from .exports import ExportJob, ExportManager, ExportSettings, LazySelection, Selection
 from .faults import FaultConfig
 from .limits import RateLimiter
+from .stored import Stored
+from .streams import EventStream
 
 
 def _half(cell: str, decimal: bool) -> str:
@@ -251,7 +253,10 @@ class Simulator:
         now = self._settle()
         record = dict(record)
         record.setdefault("createdAt", timefmt.iterable_str(now))
-        self._insert(self.data.events[name], record, timefmt.parse(record["createdAt"]), now, visible_after_s)
+        self._insert(
+            self._writable(self.data.events[name]), record, cursor=timefmt.parse(record["createdAt"]),
+            visible_at=now + self.config.scaled(visible_after_s),
+        )  # fmt: skip
         return record
 
     def add_user(self, record: dict[str, Any], visible_after_s: float = 0) -> dict[str, Any]:
@@ -259,7 +264,10 @@ class Simulator:
         now = self._settle()
         record = dict(record)
         record.setdefault("profileUpdatedAt", timefmt.iterable_str(now))
-        self._insert(self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s)
+        self._insert(
+            self._writable(self.data.users), record, cursor=timefmt.parse(record["profileUpdatedAt"]),
+            visible_at=now + self.config.scaled(visible_after_s),
+        )  # fmt: skip
         return record
 
     def update_user(
@@ -270,19 +278,21 @@ class Simulator:
         Exports show the previous version until the new one is visible. With the
         `same_second_update_rate` fault, a second version follows in the same second, visible late."""
         now = self._settle()
-        index = self._user_index(identifier)
-        old = self.data.users.pop(index)
+        users = self._writable(self.data.users)
+        old = users.pop(self._user_index(identifier))
         record = {**old.data, **(fields or {})}
         if touch:
             record["profileUpdatedAt"] = timefmt.iterable_str(now)
-        new = self._insert(
-            self.data.users, record, timefmt.parse(record["profileUpdatedAt"]), now, visible_after_s
-        )
-        self._keep_until(old, new.visible_at, now)
+        visible_at = now + self.config.scaled(visible_after_s)
+        new = self._insert(users, record, cursor=timefmt.parse(record["profileUpdatedAt"]), visible_at=visible_at)
+        if new.visible_at > now and old.visible(now):
+            # The previous version is exported until its successor is visible.
+            old.hidden_at = new.visible_at
+            bisect.insort(users, old, key=lambda s: s.cursor)
         if self.rng.random() < self.faults.same_second_update_rate:
             revision = {**record, "sameSecondRevision": record.get("sameSecondRevision", 0) + 1}
-            delay = self.faults.same_second_update_delay_s
-            late = self._insert(self.data.users, revision, new.cursor, now, visible_after_s + delay)
+            delay = self.config.scaled(self.faults.same_second_update_delay_s)
+            late = self._insert(users, revision, cursor=new.cursor, visible_at=visible_at + delay)
             new.hidden_at = late.visible_at
             self.record_fault("same_second_update", {"user": identifier, "visible_at": late.visible_at})
         return record
@@ -407,15 +417,17 @@ class Simulator:
             missing_key_rate=lambda: self.faults.missing_key_rate,
         )
 
-    def _select_for_export(self, job: ExportJob, at: float) -> list[tuple[dict[str, Any], bytes | None]]:
-        """(record, its JSON line if unchanged) for every record the job exports."""
-        out: list[tuple[dict[str, Any], bytes | None]] = []
+    def _select_for_export(self, job: ExportJob, at: float) -> Selection:
+        """(record, its JSON line if unchanged) for every record the job exports, or the indices of
+        a lazily generated type's records when the job takes them unchanged."""
         store = self._store(job.data_type)
-        if isinstance(store, LightUsers) and not (
-            job.campaign_id or job.only_fields or job.omit_fields or self._line_faults()
-        ):
+        unchanged = not (job.campaign_id or job.only_fields or job.omit_fields or self.exports.line_faults())
+        if isinstance(store, EventStream) and unchanged:
+            return LazySelection(store, store.window(job.start, job.end, at))
+        if isinstance(store, LightUsers) and unchanged:
             # Millions of light users: only their lines are held (the record is never read).
             return [(LIGHT_RECORD, line) for line in store.export_lines(job.start, job.end, at)]
+        out: list[tuple[dict[str, Any], bytes | None]] = []
         for stored in self._window(store, job.start, job.end, at):
             record = stored.data
             if job.campaign_id is not None and record.get("campaignId") != job.campaign_id:
@@ -430,21 +442,21 @@ class Simulator:
             out.append((record, None))
         return out
 
-    def _line_faults(self) -> bool:
-        faults = self.faults
-        return bool(faults.malformed_line_rate or faults.missing_cursor_rate or faults.missing_key_rate)
-
     @staticmethod
-    def _window(store: list[Stored], start: float | None, end: float | None, at: float) -> list[Stored]:
+    def _window(
+        store: Sequence[Stored], start: float | None, end: float | None, at: float
+    ) -> list[Stored]:
+        if isinstance(store, EventStream):
+            return [store.stored(i) for i in store.window(start, end, at)]
         lo = 0 if start is None else bisect.bisect_left(store, start, key=lambda s: s.cursor)
         hi = len(store) if end is None else bisect.bisect_left(store, end, key=lambda s: s.cursor)
         return [s for s in store[lo:hi] if s.visible(at)]
 
-    def _store(self, data_type: str) -> list[Stored] | LightUsers:
+    def _store(self, data_type: str) -> Sequence[Stored]:
         name = self._canonical(data_type)
         return self.data.users if name == "user" else self.data.events[name]
 
-    def _event_store(self, kind: str) -> list[Stored]:
+    def _event_store(self, kind: str) -> Sequence[Stored]:
         if not kind.startswith("events:"):
             raise ValueError(f"unknown record kind {kind!r}")
         return self.data.events[self._canonical(kind.removeprefix("events:"))]
@@ -456,23 +468,22 @@ class Simulator:
             raise ValueError(f"unknown data type {data_type!r}")
         return name
 
-    def _insert(
-        self, store: list[Stored], record: dict[str, Any], cursor: float, now: float, visible_after_s: float
-    ) -> Stored:
-        stored = Stored(record, cursor, now + self.config.scaled(visible_after_s))
+    @staticmethod
+    def _writable(store: Sequence[Stored]) -> list[Stored]:
+        if not isinstance(store, list):
+            raise TypeError(f"{type(store).__name__} records are read-only")
+        return store
+
+    @staticmethod
+    def _insert(store: list[Stored], record: dict[str, Any], *, cursor: float, visible_at: float) -> Stored:
+        stored = Stored(record, cursor, visible_at)
         bisect.insort(store, stored, key=lambda s: s.cursor)
         return stored
 
-    def _keep_until(self, old: Stored, hidden_at: float, now: float) -> None:
-        """Keep the previous version of an updated user exported until its successor is visible."""
-        if hidden_at > now and old.visible(now):
-            old.hidden_at = hidden_at
-            bisect.insort(self.data.users, old, key=lambda s: s.cursor)
-
     def _sort_stores(self) -> None:
-        self.data.users.sort(key=lambda s: s.cursor)
-        for store in self.data.events.values():
-            store.sort(key=lambda s: s.cursor)
+        for store in [self.data.users, *self.data.events.values()]:
+            if isinstance(store, list):
+                store.sort(key=lambda s: s.cursor)
 
     def _user_index(self, identifier: str) -> int:
         for i, stored in enumerate(self.data.users):
