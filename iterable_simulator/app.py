@@ -8,7 +8,7 @@ import math
 import io
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -21,11 +21,9 @@ from .data import CAMPAIGN_STATES, METRIC_COLUMNS, TEMPLATE_MEDIUMS, TEMPLATE_TY
 from .exports import ACTIVE_STATES, ExportJob, JobState
 from .faults import Fault
 from .limits import bucket_for
+from .state import SimulatorState
 
-if TYPE_CHECKING:
-    from .simulator import Simulator
-
-SIM: web.AppKey[Simulator] = web.AppKey("simulator")
+SIM: web.AppKey[SimulatorState] = web.AppKey("simulator")
 LOG_ENTRY: web.RequestKey[dict[str, Any]] = web.RequestKey("log_entry", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,7 +39,7 @@ EXPORT_FORMAT = "application/x-json-stream"
 EMPTY_LINE_RATE = 0.03
 
 
-def build_app(sim: Simulator) -> web.Application:
+def build_app(sim: SimulatorState) -> web.Application:
     app = web.Application(middlewares=[_middleware])
     app[SIM] = sim
     get = app.router.add_get
@@ -426,7 +424,7 @@ def _list_id(request: web.Request) -> int:
     return list_id
 
 
-def _member_lines(sim: Simulator, list_id: int, prefer_user_id: bool) -> list[str]:
+def _member_lines(sim: SimulatorState, list_id: int, prefer_user_id: bool) -> list[str]:
     lines = [sim.data.member_line(m, prefer_user_id) for m in sim.data.members[list_id]]
     sim.rng.shuffle(lines)  # order differs between calls
     out: list[str] = []
@@ -511,7 +509,7 @@ async def _export_start(request: web.Request) -> web.Response:
     return r.json_response({"jobId": job.id})
 
 
-def _create_job(sim: Simulator, body: dict[str, Any]) -> ExportJob:
+def _create_job(sim: SimulatorState, body: dict[str, Any]) -> ExportJob:
     requested = str(body.get("dataTypeName") or "")
     if requested.lower() in {name.lower() for name in sim.config.export_refused_data_types}:
         raise BadRequest(f"Invalid dataTypeName: {requested}")

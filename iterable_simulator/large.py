@@ -20,17 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 import orjson
 
 from . import timefmt
 from .data import DAY
 from .exports import ExportFile, JobState
+from .state import SimulatorState
 from .streams import EmailOpens, EventStream, mix
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
 
 _NOT_ENDED_STATES = ("Draft", "Scheduled", "Running", "Recurring", "Ready")
 _ENDED_STATES = ("Finished", "Finished", "Finished", "Archived", "Aborted", "Recalled")
@@ -186,7 +184,7 @@ def catalogs(seed: int, org: LargeOrg, now: float) -> dict[str, CatalogItems]:
     }
 
 
-def install(sim: Simulator, org: LargeOrg) -> BusyTypeEvents:
+def install(sim: SimulatorState, org: LargeOrg) -> BusyTypeEvents:
     """Give `sim` the large organisation (replacing its campaigns and their metrics, experiments,
     journeys, user fields, catalogs and the busy type's events); returns the busy type's stream,
     which starts `history_days` before the simulator's anchor."""
@@ -206,7 +204,7 @@ def install(sim: Simulator, org: LargeOrg) -> BusyTypeEvents:
     return stream
 
 
-def install_email_opens(sim: Simulator, count: int) -> EmailOpens:
+def install_email_opens(sim: SimulatorState, count: int) -> EmailOpens:
     """Replace `sim`'s emailOpen events with `count` generated lazily, spread evenly over the data's
     history as the Generator spreads its events, opened by its users on its launched email
     campaigns (any launched campaign when none is an email one); returns the stream."""
@@ -222,7 +220,7 @@ def install_email_opens(sim: Simulator, count: int) -> EmailOpens:
     return stream
 
 
-def forget_downloaded_exports(sim: Simulator, downloaded: set[tuple[str, str]], log_from: int) -> int:
+def forget_downloaded_exports(sim: SimulatorState, downloaded: set[tuple[str, str]], log_from: int) -> int:
     """Drop the file contents of completed export jobs whose every file was downloaded
     (a long run at 5M records a day would otherwise keep every export in memory). `downloaded`
     accumulates (job id, file name) from the request log, read from entry `log_from` on; returns

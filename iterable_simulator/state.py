@@ -1,4 +1,6 @@
-"""The Simulator: owns the dataset, the export jobs, limits and faults, and serves them over HTTP."""
+"""The simulator's state: the dataset, the export jobs, limits and faults, and what it was asked.
+
+The HTTP routes (app.py) read and change it; simulator.py serves them."""
 
 from __future__ import annotations
 
@@ -11,13 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from . import timefmt
 from .config import EXPERIMENT_HEADER_STYLES, SimulatorConfig
 from .data import (
-    TEMPLATE_MEDIUMS,
-    TEMPLATE_TYPES,
     Dataset,
     Generator,
     LightUsers,
@@ -45,8 +43,6 @@ def _twice(cell: str) -> str:
 LIGHT_RECORD: dict[str, Any] = {}
 """Stands for the record of a light user's export line: an export never reads it without faults."""
 
-SNAPSHOT_KINDS = ("channels", "message_types", "lists", "metadata_tables", "templates", "campaigns")
-
 
 @dataclass
 class IssuedUrl:
@@ -56,7 +52,7 @@ class IssuedUrl:
     expires_at: float
 
 
-class Simulator:
+class SimulatorState:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         cfg = self.config
@@ -83,30 +79,7 @@ class Simulator:
         self.hidden_campaigns: dict[int, tuple[float, dict[str, Any]]] = {}
         """Campaigns whose latest update the listing does not show yet: (visible at, as listed)."""
         self.base_url = ""
-        self._runner: web.AppRunner | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from .app import build_app
-
-        self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sock = site._server.sockets[0]  # type: ignore[union-attr]
-        self.base_url = f"http://{host}:{sock.getsockname()[1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Simulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        """Where the simulator is served, once it is."""
 
     # -- basic properties --------------------------------------------------------------------------
     @property
@@ -514,5 +487,3 @@ class Simulator:
         except IndexError:
             return None
 
-
-__all__ = ["Simulator", "SNAPSHOT_KINDS", "TEMPLATE_MEDIUMS", "TEMPLATE_TYPES"]
