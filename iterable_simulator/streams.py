@@ -43,7 +43,6 @@ class EventStream(Sequence[Stored]):
     def __init__(self, seed: int, data_type: str, start: float, per_second: float, size: int) -> None:
         self.seed, self.data_type, self.start, self.per_second = seed, data_type, start, per_second
         self.size = size
-        self._formatted: tuple[float, str] = (math.nan, "")
 
     @abstractmethod
     def record(self, i: int) -> dict[str, Any]: ...
@@ -117,12 +116,6 @@ class EventStream(Sequence[Stored]):
             *(i for i in range(whole_hi, hi) if selected(i)),
         ]
 
-    def second_str(self, second: float) -> str:
-        """`YYYY-MM-DD HH:MM:SS` of a whole second (consecutive records mostly share theirs)."""
-        if self._formatted[0] != second:
-            self._formatted = (second, timefmt.to_dt(second).strftime("%Y-%m-%d %H:%M:%S"))
-        return self._formatted[1]
-
 
 _DEVICES = ("Gmail", "iPhone", "Other")
 _CITIES = ("Berlin", "Austin", "Lyon")
@@ -164,8 +157,8 @@ class EmailOpens(EventStream):
         self._campaigns_json = [f'"campaignId":{c},"templateId":{t}' for c, t in self.campaigns]
 
     def _digest(self, i: int) -> tuple[Any, ...]:
-        key = self._key
-        return _DIGEST.unpack(hashlib.blake2b(i.to_bytes(8, "little"), digest_size=_DIGEST.size, key=key).digest())
+        digest = hashlib.blake2b(i.to_bytes(8, "little"), digest_size=_DIGEST.size, key=self._key)
+        return _DIGEST.unpack(digest.digest())
 
     def exact(self, i: int) -> float:
         _, roll, micros, *_ = self._digest(i)
@@ -173,7 +166,7 @@ class EmailOpens(EventStream):
         return second + micros % 1_000_000 / 1_000_000 if roll < _FRACTION_ROLL else second
 
     def _created_at(self, i: int, roll: int, micros: int) -> str:
-        second_str = self.second_str(self.cursor(i))
+        second_str = timefmt.seconds_str(int(self.cursor(i)))
         if roll < _FRACTION_ROLL:
             return second_str.replace(" ", "T") + f".{micros % 1_000_000:06d}.000Z"
         return second_str + (" +0000" if roll < _OFFSET_ROLL else " +00:00")
@@ -183,18 +176,26 @@ class EmailOpens(EventStream):
             self._digest(i)
         )
         campaign_id, template_id = self.campaigns[campaign % len(self.campaigns)]
-        return {**self.users[user % len(self.users)][partial & 1],
-                "createdAt": self._created_at(i, roll, micros), "messageId": message_id.hex(),
-                "campaignId": campaign_id, "templateId": template_id, "ip": f"10.{a}.{b}.{c % 254 + 1}",
-                "userAgent": _USER_AGENT, "userAgentDevice": _DEVICES[device % 3], "city": _CITIES[city % 3],
-                "region": _REGIONS[region % 3], "country": _COUNTRIES[country % 3]}  # fmt: skip
+        return {
+            **self.users[user % len(self.users)][partial & 1],
+            "createdAt": self._created_at(i, roll, micros),
+            "messageId": message_id.hex(),
+            "campaignId": campaign_id,
+            "templateId": template_id,
+            "ip": f"10.{a}.{b}.{c % 254 + 1}",
+            "userAgent": _USER_AGENT,
+            "userAgentDevice": _DEVICES[device % 3],
+            "city": _CITIES[city % 3],
+            "region": _REGIONS[region % 3],
+            "country": _COUNTRIES[country % 3],
+        }
 
     def line(self, i: int) -> bytes:
         message_id, roll, micros, user, partial, campaign, a, b, c, device, city, region, country = (
             self._digest(i)
         )
         return (
-            f'{self._users_json[user % len(self.users)][partial & 1]}'
+            f"{self._users_json[user % len(self.users)][partial & 1]}"
             f'"createdAt":"{self._created_at(i, roll, micros)}","messageId":"{message_id.hex()}",'
             f'{self._campaigns_json[campaign % len(self.campaigns)]},"ip":"10.{a}.{b}.{c % 254 + 1}",'
             f'"userAgent":"{_USER_AGENT}","userAgentDevice":"{_DEVICES[device % 3]}",'
