@@ -64,9 +64,11 @@ def _line(i: int, at: datetime) -> bytes:
 
 
 def memory(
-    per_day: int = 5_000_000, held: timedelta = HELD_DEFAULT, interval: timedelta = timedelta(minutes=5),
+    per_day: int = 5_000_000,
+    held: timedelta = HELD_DEFAULT,
+    interval: timedelta = timedelta(minutes=5),
     compare: bool = True,
-) -> Memory:  # fmt: skip
+) -> Memory:
     """Bytes per record of the memory holding `held` of a type's real-time windows; with
     `compare`, also of the CDK's cache holding the same records."""
     per_window = int(per_day * interval / timedelta(days=1))
@@ -125,9 +127,14 @@ class _Clock:
 
 
 async def _run(
-    capture: ExportCapture, clock: _Clock, cursors: dict[str, datetime], until: datetime, tick: timedelta,
-    emitted: Counter[str], peak: list[int],
-) -> None:  # fmt: skip
+    capture: ExportCapture,
+    clock: _Clock,
+    cursors: dict[str, datetime],
+    until: datetime,
+    tick: timedelta,
+    emitted: Counter[str],
+    peak: list[int],
+) -> None:
     """Call real time and the late-data pass each tick, as the CDK does, keeping their cursors."""
     while clock.now < until:
         clock.now += tick
@@ -141,10 +148,15 @@ async def _run(
 
 
 async def restart(
-    per_day: int = 500_000, lag: timedelta = timedelta(hours=1), interval: timedelta = timedelta(minutes=5),
-    restarts_after: tuple[timedelta, ...] = (timedelta(hours=3), timedelta(hours=3, minutes=20),
-                                            timedelta(hours=3, minutes=40)),
-) -> Restart:  # fmt: skip
+    per_day: int = 500_000,
+    lag: timedelta = timedelta(hours=1),
+    interval: timedelta = timedelta(minutes=5),
+    restarts_after: tuple[timedelta, ...] = (
+        timedelta(hours=3),
+        timedelta(hours=3, minutes=20),
+        timedelta(hours=3, minutes=40),
+    ),
+) -> Restart:
     """Duplicates a restart causes for a type at `per_day` records (each run restarts once)."""
     spacing = timedelta(days=1) / per_day
     span = max(restarts_after) + 3 * lag

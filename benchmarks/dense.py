@@ -80,7 +80,9 @@ async def run(scale: Scale, events: int, share: float | None) -> Dense:
     await sim.start()
     try:
         start = datetime.fromtimestamp(now - 2 * 86_400, tz=UTC)
-        d = connector(sim, scale, {"window_size": "P3D"}, share, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        d = connector(
+            sim, scale, {"window_size": "P3D"}, share, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
         result = await _measure(d, binds, events)
         job = max(sim.jobs.values(), key=lambda j: j.record_count or 0)
@@ -99,7 +101,7 @@ async def _measure(d: ConnectorDriver, binds: list[dict[str, Any]], events: int)
     started, opened_at = time.monotonic(), time.time()
     proc.stdin.write(orjson.dumps(d.open_request(binds, {}, 300)) + b"\n")
     await proc.stdin.drain()
-    stderr = asyncio.create_task(_drain(proc.stderr))
+    stderr = asyncio.create_task(drain(proc.stderr))
     seen, first, first_batch, last, rest, acks = 0, 0.0, 0, 0.0, b"", False
     try:
         while seen < events:
@@ -127,11 +129,16 @@ async def _measure(d: ConnectorDriver, binds: list[dict[str, Any]], events: int)
         await proc.wait()
         stderr.cancel()
     return Dense(
-        events, first_doc_s=first, last_doc_s=last, first_batch=first_batch, peak_rss_mb=peak, cpu_s=cpu,
+        events,
+        first_doc_s=first,
+        last_doc_s=last,
+        first_batch=first_batch,
+        peak_rss_mb=peak,
+        cpu_s=cpu,
         opened_at=opened_at,
     )
 
 
-async def _drain(stream: asyncio.StreamReader | None) -> None:
+async def drain(stream: asyncio.StreamReader | None) -> None:
     while stream is not None and await stream.read(CHUNK):
         pass

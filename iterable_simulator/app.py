@@ -7,7 +7,7 @@ import csv
 import math
 import io
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -77,9 +77,14 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     bucket = bucket_for(request.method, request.path, sim.config.export_reading)
     headers = request.headers
     entry: dict[str, Any] = {
-        "t": sim.now(), "method": request.method, "path": request.path, "query": list(request.query.items()),
-        "status": None, "api_key_present": "Api-Key" in headers or "Api_Key" in headers, "bucket": bucket,
-    }  # fmt: skip
+        "t": sim.now(),
+        "method": request.method,
+        "path": request.path,
+        "query": list(request.query.items()),
+        "status": None,
+        "api_key_present": "Api-Key" in headers or "Api_Key" in headers,
+        "bucket": bucket,
+    }
     request[LOG_ENTRY] = entry
     try:
         response = await _dispatch(request, handler, bucket, entry)
@@ -213,7 +218,7 @@ def _sorted(
     return present + [i for i in items if key not in i]
 
 
-def _page(request: web.Request, items: list[Any], page: int, size: int) -> list[Any]:
+def _page(request: web.Request, items: Sequence[Any], page: int, size: int) -> Sequence[Any]:
     """One page of a page-number listing; a page after the first may shift (the listing fault)."""
     start = (page - 1) * size
     if page > 1:
@@ -226,8 +231,9 @@ def _page(request: web.Request, items: list[Any], page: int, size: int) -> list[
     return items[start : start + size]
 
 
-def _paged(request: web.Request, key: str, total_key: str, items: list[dict[str, Any]],
-           limits: tuple[int, int]) -> web.Response:  # fmt: skip
+def _paged(
+    request: web.Request, key: str, total_key: str, items: list[dict[str, Any]], limits: tuple[int, int]
+) -> web.Response:
     paging = _page_params(request.query, limits)
     if paging is None:
         return r.json_response({key: items})
@@ -357,8 +363,10 @@ async def _catalog_items(request: web.Request) -> web.Response:
     if items is None:
         return r.not_found("Catalog not found")
     page, size = _page_params(request.query, CATALOGS_PAGE) or (1, CATALOGS_PAGE[0])
-    params: dict[str, Any] = {"catalogItemsWithProperties": _page(request, items, page, size),
-                              "totalItemsCount": len(items)}  # fmt: skip
+    params: dict[str, Any] = {
+        "catalogItemsWithProperties": _page(request, items, page, size),
+        "totalItemsCount": len(items),
+    }
     params.update(_page_urls(request, page, size, len(items)))
     return _success(params)
 
@@ -527,10 +535,18 @@ def _create_job(sim: SimulatorState, body: dict[str, Any]) -> ExportJob:
     fail, requeue = sim.faults.take_job_fault(sim.rng)
     never_ends = sim.faults.take_never_ending()
     job = sim.exports.create(
-        sim.now(), data_type=data_type, start=start, end=end, created_by_connector=True, campaign_id=campaign_id,
-        only_fields=_fields(body, "onlyFields"), omit_fields=_fields(body, "omitFields"),
-        fail_planned=fail, requeue_planned=requeue, fixed_duration=math.inf if never_ends else None,
-    )  # fmt: skip
+        sim.now(),
+        data_type=data_type,
+        start=start,
+        end=end,
+        created_by_connector=True,
+        campaign_id=campaign_id,
+        only_fields=_fields(body, "onlyFields"),
+        omit_fields=_fields(body, "omitFields"),
+        fail_planned=fail,
+        requeue_planned=requeue,
+        fixed_duration=math.inf if never_ends else None,
+    )
     if sim.faults.take_foreign_start():
         sim.create_foreign_job(data_type, start, end)
     return job
@@ -555,12 +571,14 @@ async def _export_files(request: web.Request) -> web.Response:
     now = sim.now()
     after = request.query.get("startAfter", "")
     files = [f for f in job.files_available(now) if f.name > after][: sim.config.export_files_page_size]
-    return r.json_response({
-        "jobId": job.id,
-        "jobState": job.state.value,
-        "exportTruncated": job.truncated and job.state is JobState.COMPLETED,
-        "files": [{"file": f.name, "url": sim.issue_file_url(job.id, f.name, now)} for f in files],
-    })  # fmt: skip
+    return r.json_response(
+        {
+            "jobId": job.id,
+            "jobState": job.state.value,
+            "exportTruncated": job.truncated and job.state is JobState.COMPLETED,
+            "files": [{"file": f.name, "url": sim.issue_file_url(job.id, f.name, now)} for f in files],
+        }
+    )
 
 
 async def _export_jobs(request: web.Request) -> web.Response:
@@ -571,8 +589,12 @@ async def _export_jobs(request: web.Request) -> web.Response:
     for job in sim.exports.jobs.values():
         if not job.project_visible or (wanted and job.state.value != wanted.lower()):
             continue
-        entry: dict[str, Any] = {"id": job.id, "dataTypeName": job.data_type, "jobState": job.state.value,
-                                 "scheduledStartTime": timefmt.iso_offset_str(job.created_at)}  # fmt: skip
+        entry: dict[str, Any] = {
+            "id": job.id,
+            "dataTypeName": job.data_type,
+            "jobState": job.state.value,
+            "scheduledStartTime": timefmt.iso_offset_str(job.created_at),
+        }
         if job.ended_at is not None:
             entry["endTime"] = timefmt.iso_offset_str(job.ended_at)
         entry["bytesExported"] = job.bytes_exported()

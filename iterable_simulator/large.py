@@ -56,10 +56,15 @@ class LargeOrg:
             return max(1, round(value * factor))
 
         return replace(
-            self, campaigns=n(self.campaigns), campaigns_not_ended=n(self.campaigns_not_ended),
-            journeys=n(self.journeys), user_fields=n(self.user_fields), catalogs=n(self.catalogs),
-            catalog_items=n(self.catalog_items), events_per_day=n(self.events_per_day),
-        )  # fmt: skip
+            self,
+            campaigns=n(self.campaigns),
+            campaigns_not_ended=n(self.campaigns_not_ended),
+            journeys=n(self.journeys),
+            user_fields=n(self.user_fields),
+            catalogs=n(self.catalogs),
+            catalog_items=n(self.catalog_items),
+            events_per_day=n(self.events_per_day),
+        )
 
 
 class CatalogItems(Sequence[dict[str, Any]]):
@@ -92,8 +97,12 @@ class CatalogItems(Sequence[dict[str, Any]]):
 
     def item(self, j: int) -> dict[str, Any]:
         h = mix(self.seed, self.catalog_index, j)
-        value = {"title": f"{self.catalog} item {j}", "price": (h % 9900 + 100) / 100, "inStock": bool(h >> 20 & 1),
-                 "sku": f"sku-{h >> 24 & 0xFFFFFF:06x}"}  # fmt: skip
+        value = {
+            "title": f"{self.catalog} item {j}",
+            "price": (h % 9900 + 100) / 100,
+            "inStock": bool(h >> 20 & 1),
+            "sku": f"sku-{h >> 24 & 0xFFFFFF:06x}",
+        }
         return {
             "catalogName": self.catalog,
             "itemId": f"{self.catalog}-{j:07d}",
@@ -115,7 +124,7 @@ class BusyTypeEvents(EventStream):
         campaign = 5_000_000 + h % 997
         return {
             "email": f"user{i}@large.example",
-            "createdAt": self.second_str(self.cursor(i)) + " +00:00",
+            "createdAt": timefmt.seconds_str(int(self.cursor(i))) + " +00:00",
             "messageId": f"{h:016x}{i:016x}",
             "campaignId": campaign,
             "templateId": 9_000_000 + campaign % 89,
@@ -140,11 +149,19 @@ def campaigns(seed: int, org: LargeOrg, now: float) -> dict[int, dict[str, Any]]
         )
         medium = _MEDIUMS[(h >> 8) % len(_MEDIUMS)]
         ctype = "Triggered" if state in ("Running", "Ready") else "Blast"
-        c: dict[str, Any] = {"id": cid, "name": f"{medium} campaign {cid}", "type": ctype, "campaignState": state,
-                             "messageMedium": medium, "createdAt": timefmt.epoch_ms(created),
-                             "updatedAt": timefmt.epoch_ms(created + 3600) + i % 1000,
-                             "createdByUserId": "lifecycle@acme.test", "templateId": 2_000_000 + i,
-                             "listIds": [949814] if ctype == "Blast" else [], "labels": []}  # fmt: skip
+        c: dict[str, Any] = {
+            "id": cid,
+            "name": f"{medium} campaign {cid}",
+            "type": ctype,
+            "campaignState": state,
+            "messageMedium": medium,
+            "createdAt": timefmt.epoch_ms(created),
+            "updatedAt": timefmt.epoch_ms(created + 3600) + i % 1000,
+            "createdByUserId": "lifecycle@acme.test",
+            "templateId": 2_000_000 + i,
+            "listIds": [949814] if ctype == "Blast" else [],
+            "labels": [],
+        }
         if state not in ("Draft", "Ready", "Scheduled"):
             c["startAt"] = timefmt.epoch_ms(created + 1800)
         if not open_:
@@ -160,11 +177,22 @@ def journeys(seed: int, org: LargeOrg, now: float) -> list[dict[str, Any]]:
         created = now - 300 * DAY + i * (290 * DAY / max(1, org.journeys))
         archived = h % 4 == 0
         jid = 80_001 + i * 5
-        out.append({"id": jid, "name": f"Journey {i}", "createdAt": timefmt.epoch_ms(created),
-                    "updatedAt": timefmt.epoch_ms(created + (h >> 8) % (5 * DAY)),
-                    "creatorUserId": "lifecycle@acme.test", "enabled": not archived and h >> 4 & 1 == 1,
-                    "isArchived": archived, "journeyType": "Journey", "lifetimeLimit": 1, "simultaneousLimit": 1,
-                    "startTileId": h % 99 + 1, "triggerEventNames": ["appLaunch"]})  # fmt: skip
+        out.append(
+            {
+                "id": jid,
+                "name": f"Journey {i}",
+                "createdAt": timefmt.epoch_ms(created),
+                "updatedAt": timefmt.epoch_ms(created + (h >> 8) % (5 * DAY)),
+                "creatorUserId": "lifecycle@acme.test",
+                "enabled": not archived and h >> 4 & 1 == 1,
+                "isArchived": archived,
+                "journeyType": "Journey",
+                "lifetimeLimit": 1,
+                "simultaneousLimit": 1,
+                "startTileId": h % 99 + 1,
+                "triggerEventNames": ["appLaunch"],
+            }
+        )
     return out
 
 
@@ -195,7 +223,7 @@ def install(sim: SimulatorState, org: LargeOrg) -> BusyTypeEvents:
     ds.experiments = []
     ds.journeys = journeys(seed, org, ds.now)
     ds.user_fields = user_fields(org)
-    ds.catalogs = catalogs(seed, org, ds.now)  # type: ignore[assignment]
+    ds.catalogs = dict(catalogs(seed, org, ds.now))
     per_wall_second = org.events_per_day / (DAY * cfg.time_scale)
     start = ds.now - cfg.data.history_days * DAY * cfg.time_scale
     end = ds.now + org.event_days_ahead * DAY * cfg.time_scale
@@ -212,10 +240,14 @@ def install_email_opens(sim: SimulatorState, count: int) -> EmailOpens:
     launched = [c for c in ds.campaigns.values() if ds.is_launched(c)]
     email = [c for c in launched if c["messageMedium"] == "Email"] or launched
     stream = EmailOpens(
-        sim.config.seed, start=ds.now - sim.config.data.history_days * DAY, end=ds.now - 1.0, count=count,
-        users=[s.data for s in ds.users], campaigns=[(c["id"], c["templateId"]) for c in email],
+        sim.config.seed,
+        start=ds.now - sim.config.data.history_days * DAY,
+        end=ds.now - 1.0,
+        count=count,
+        users=[s.data for s in ds.users],
+        campaigns=[(c["id"], c["templateId"]) for c in email],
         project_type=ds.project_type,
-    )  # fmt: skip
+    )
     ds.events[stream.data_type] = stream
     return stream
 

@@ -11,7 +11,7 @@ import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import timefmt
 from .config import EXPERIMENT_HEADER_STYLES, SimulatorConfig
@@ -28,6 +28,8 @@ from .faults import FaultConfig
 from .limits import RateLimiter
 from .stored import Stored
 from .streams import EventStream
+
+T = TypeVar("T")
 
 
 def _half(cell: str, decimal: bool) -> str:
@@ -70,8 +72,12 @@ class SimulatorState:
         self.limiter = RateLimiter(cfg.time_scale)
         if cfg.other_tool_export_rps:
             self.limiter.set_other_tool(cfg.other_tool_export_rps, self.now())
-        self.exports = ExportManager(self._export_settings(), self._select_for_export,
-                                     random.Random(f"{cfg.seed}:exports"), self.record_fault)  # fmt: skip
+        self.exports = ExportManager(
+            self._export_settings(),
+            self._select_for_export,
+            random.Random(f"{cfg.seed}:exports"),
+            self.record_fault,
+        )
         self.request_log: list[dict[str, Any]] = []
         self.injected_faults: list[dict[str, Any]] = []
         self.rate_limited: dict[str, int] = {}
@@ -147,8 +153,10 @@ class SimulatorState:
         now = self.now()
         for cid in [cid for cid, (at, _) in self.hidden_campaigns.items() if at <= now]:
             del self.hidden_campaigns[cid]
-        return [self.hidden_campaigns[c["id"]][1] if c["id"] in self.hidden_campaigns else c
-                for c in self.data.campaigns.values()]  # fmt: skip
+        return [
+            self.hidden_campaigns[c["id"]][1] if c["id"] in self.hidden_campaigns else c
+            for c in self.data.campaigns.values()
+        ]
 
     def visible_records(self, kind: str, at: float | None = None) -> list[Any]:
         at = self.now() if at is None else at
@@ -212,8 +220,12 @@ class SimulatorState:
             metrics = rows.get(exp["campaignId"], {})
             cells = [_half(metrics.get(c, "0"), c == "Revenue") for c in columns]
             for v in exp["variants"] if per_variant else [None]:
-                ids = {experiment: exp["id"], campaign: exp["campaignId"],
-                       template: v and v["templateId"], variant: v and v["name"]}  # fmt: skip
+                ids = {
+                    experiment: exp["id"],
+                    campaign: exp["campaignId"],
+                    template: v and v["templateId"],
+                    variant: v and v["name"],
+                }
                 key_cells = [str(ids[name]) for name in (experiment, campaign, template, variant) if name]
                 table.append([*key_cells, *(cells if v else [_twice(c) for c in cells])])
         header = [name for name in (experiment, campaign, template, variant) if name]
@@ -227,9 +239,11 @@ class SimulatorState:
         record = dict(record)
         record.setdefault("createdAt", timefmt.iterable_str(now))
         self._insert(
-            self._writable(self.data.events[name]), record, cursor=timefmt.parse(record["createdAt"]),
+            self._writable(self.data.events[name]),
+            record,
+            cursor=timefmt.parse(record["createdAt"]),
             visible_at=now + self.config.scaled(visible_after_s),
-        )  # fmt: skip
+        )
         return record
 
     def add_user(self, record: dict[str, Any], visible_after_s: float = 0) -> dict[str, Any]:
@@ -238,15 +252,21 @@ class SimulatorState:
         record = dict(record)
         record.setdefault("profileUpdatedAt", timefmt.iterable_str(now))
         self._insert(
-            self._writable(self.data.users), record, cursor=timefmt.parse(record["profileUpdatedAt"]),
+            self._writable(self.data.users),
+            record,
+            cursor=timefmt.parse(record["profileUpdatedAt"]),
             visible_at=now + self.config.scaled(visible_after_s),
-        )  # fmt: skip
+        )
         return record
 
     def update_user(
-        self, identifier: str, fields: dict[str, Any] | None = None, *, touch: bool = True,
+        self,
+        identifier: str,
+        fields: dict[str, Any] | None = None,
+        *,
+        touch: bool = True,
         visible_after_s: float = 0,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Change a user found by email, userId or itblUserId; `touch` moves profileUpdatedAt to now.
         Exports show the previous version until the new one is visible. With the
         `same_second_update_rate` fault, a second version follows in the same second, visible late."""
@@ -257,7 +277,9 @@ class SimulatorState:
         if touch:
             record["profileUpdatedAt"] = timefmt.iterable_str(now)
         visible_at = now + self.config.scaled(visible_after_s)
-        new = self._insert(users, record, cursor=timefmt.parse(record["profileUpdatedAt"]), visible_at=visible_at)
+        new = self._insert(
+            users, record, cursor=timefmt.parse(record["profileUpdatedAt"]), visible_at=visible_at
+        )
         if new.visible_at > now and old.visible(now):
             # The previous version is exported until its successor is visible.
             old.hidden_at = new.visible_at
@@ -292,7 +314,8 @@ class SimulatorState:
                 ds.catalogs.pop(id, None)
             case "catalog_items":
                 catalog, item_id = id
-                ds.catalogs[catalog][:] = [i for i in ds.catalogs[catalog] if i["itemId"] != item_id]
+                items = self._writable(ds.catalogs[catalog])
+                items[:] = [i for i in items if i["itemId"] != item_id]
             case _:
                 raise ValueError(f"cannot remove from {kind!r}")
 
@@ -304,9 +327,14 @@ class SimulatorState:
 
     def put_catalog_item(self, catalog: str, item_id: str, value: dict[str, Any]) -> dict[str, Any]:
         """Create or replace a catalog item; its `lastModified` becomes now."""
-        items = self.data.catalogs[catalog]
-        item = {"catalogName": catalog, "itemId": item_id, "lastModified": timefmt.iso_str(self._settle()),
-                "size": len(json.dumps(value)), "value": value}  # fmt: skip
+        items = self._writable(self.data.catalogs[catalog])
+        item = {
+            "catalogName": catalog,
+            "itemId": item_id,
+            "lastModified": timefmt.iso_str(self._settle()),
+            "size": len(json.dumps(value)),
+            "value": value,
+        }
         items[:] = [i for i in items if i["itemId"] != item_id] + [item]
         return item
 
@@ -334,15 +362,24 @@ class SimulatorState:
         self.data.members[list_id] = [self._member_for(ident) for ident in identifiers]
 
     def create_foreign_job(
-        self, data_type: str, start: float | None, end: float | None, *, duration_s: float | None = None,
+        self,
+        data_type: str,
+        start: float | None,
+        end: float | None,
+        *,
+        duration_s: float | None = None,
         same_project: bool = True,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """An export job started by another tool of the organisation; it occupies a processing slot."""
         job = self.exports.create(
-            self.now(), data_type=self._canonical(data_type), start=start, end=end, created_by_connector=False,
+            self.now(),
+            data_type=self._canonical(data_type),
+            start=start,
+            end=end,
+            created_by_connector=False,
             project_visible=same_project,
             fixed_duration=self.config.scaled(duration_s) if duration_s is not None else None,
-        )  # fmt: skip
+        )
         return job.id
 
     def other_tool_exports(self, requests_per_s: float) -> None:
@@ -416,9 +453,7 @@ class SimulatorState:
         return out
 
     @staticmethod
-    def _window(
-        store: Sequence[Stored], start: float | None, end: float | None, at: float
-    ) -> list[Stored]:
+    def _window(store: Sequence[Stored], start: float | None, end: float | None, at: float) -> list[Stored]:
         if isinstance(store, EventStream):
             return [store.stored(i) for i in store.window(start, end, at)]
         lo = 0 if start is None else bisect.bisect_left(store, start, key=lambda s: s.cursor)
@@ -442,10 +477,10 @@ class SimulatorState:
         return name
 
     @staticmethod
-    def _writable(store: Sequence[Stored]) -> list[Stored]:
-        if not isinstance(store, list):
-            raise TypeError(f"{type(store).__name__} records are read-only")
-        return store
+    def _writable(records: Sequence[T]) -> list[T]:
+        if not isinstance(records, list):
+            raise TypeError(f"{type(records).__name__} records are read-only")
+        return records
 
     @staticmethod
     def _insert(store: list[Stored], record: dict[str, Any], *, cursor: float, visible_at: float) -> Stored:
@@ -486,4 +521,3 @@ class SimulatorState:
             return self.data.lists[index]["id"]
         except IndexError:
             return None
-

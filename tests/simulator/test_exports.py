@@ -20,8 +20,12 @@ def _spec(**kwargs):
 @pytest.mark.asyncio
 async def test_export_happy_path_matches_ground_truth_for_window(make_client):
     clock = FakeClock()
-    c = await make_client(clock=clock, data=_spec(events={"emailSend": 700, "emailOpen": 50}),
-                          export_records_per_file=40, export_files_page_size=3)  # fmt: skip
+    c = await make_client(
+        clock=clock,
+        data=_spec(events={"emailSend": 700, "emailOpen": 50}),
+        export_records_per_file=40,
+        export_files_page_size=3,
+    )
     start, end = NOW - 20 * DAY, NOW - 5 * DAY
     at_start = c.sim.add_event(
         "emailSend", {"email": "edge@example.com", "createdAt": timefmt.iterable_str(start)}
@@ -161,8 +165,11 @@ async def test_cancel_is_recorded(make_client):
 async def test_late_records_invisible_until_their_visibility_time(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(events={"emailOpen": 30}))
-    late = c.sim.add_event("emailOpen", {"email": "late@example.com",
-                                         "createdAt": timefmt.iterable_str(NOW - 600)}, visible_after_s=120)  # fmt: skip
+    late = c.sim.add_event(
+        "emailOpen",
+        {"email": "late@example.com", "createdAt": timefmt.iterable_str(NOW - 600)},
+        visible_after_s=120,
+    )
     first = await ex.start(c, "emailOpen", NOW - DAY, NOW)
     await ex.wait_completed(c, clock, first)
     _, lines = await ex.read_all(c, first)
@@ -191,8 +198,12 @@ async def test_queued_job_snapshots_records_when_processing_starts(make_client):
 
 @pytest.mark.asyncio
 async def test_files_appear_progressively_with_real_time_scale(make_client):
-    c = await make_client(data=_spec(events={"emailSend": 900}), time_scale=0.02, export_records_per_file=100,
-                          export_job_latency_base_s=5.0)  # fmt: skip
+    c = await make_client(
+        data=_spec(events={"emailSend": 900}),
+        time_scale=0.02,
+        export_records_per_file=100,
+        export_job_latency_base_s=5.0,
+    )
     job_id = await ex.start(c, "emailSend", None, None)
     counts = []
     while True:

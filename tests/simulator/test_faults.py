@@ -117,8 +117,9 @@ async def test_job_falls_back_to_enqueued_and_keeps_progress(make_client):
 @pytest.mark.asyncio
 async def test_malformed_lines_and_missing_cursor(make_client):
     clock = FakeClock()
-    c = await make_client(clock=clock, data=_spec(events={"emailOpen": 20}),
-                          faults=FaultConfig(malformed_line_rate=1.0))  # fmt: skip
+    c = await make_client(
+        clock=clock, data=_spec(events={"emailOpen": 20}), faults=FaultConfig(malformed_line_rate=1.0)
+    )
     job_id = await ex.start(c, "emailOpen", None, NOW)
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
