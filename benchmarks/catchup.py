@@ -220,7 +220,7 @@ async def run(scale: Scale, share: float | None = None, steady: bool = True) -> 
     sim = Simulator(iterable_like(scale, history()))
     await sim.start()
     try:
-        return await _run(scale, sim, share, steady)
+        return await _run(scale, sim, share=share, steady=steady)
     finally:
         await sim.stop()
 
@@ -231,8 +231,8 @@ async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) 
     d = connector(
         sim,
         scale,
-        {"late_data_lag": scale.duration(LATE_DATA_LAG)},
-        share,
+        advanced={"late_data_lag": scale.duration(LATE_DATA_LAG)},
+        share=share,
         start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     binds = await bindings(d, ["events", "users"], scale.duration(INTERVAL))
@@ -250,12 +250,14 @@ async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) 
     catchup = Traffic.between(sim, opened_at, run.caught_up_at)
     backfill = Traffic.between(sim, opened_at, run.caught_up_at, ending_by=run.cutoff.timestamp())
     fixed_jobs, fixed_non_empty = fixed_window_jobs(
-        sim, start.timestamp(), run.cutoff.timestamp(), data_types
+        sim, start.timestamp(), cutoff=run.cutoff.timestamp(), data_types=data_types
     )
     fixed_requests = 2 * fixed_jobs
     catchup_min = scale.simulated(run.caught_up_at - opened_at) / 60
     first_doc_min = scale.simulated((run.first_doc_at or run.caught_up_at) - opened_at) / 60
-    outcome = Backfill(share, backfill, catchup, catchup_min, first_doc_min)
+    outcome = Backfill(
+        share, backfill, until_caught_up=catchup, minutes=catchup_min, first_doc_minutes=first_doc_min
+    )
     if not steady:
         return outcome
     sparse = table(

@@ -115,7 +115,7 @@ class _Jobs:
         lo = bisect.bisect_left(self.times, window.start)
         hi = bisect.bisect_left(self.times, window.end)
         for i in range(lo, hi, 5000):
-            yield ExportLines(window, "f", i - lo + 1, self.lines[i : min(i + 5000, hi)])
+            yield ExportLines(window, "f", first=i - lo + 1, lines=self.lines[i : min(i + 5000, hi)])
 
 
 class _Clock:
@@ -169,12 +169,38 @@ async def restart(
         clock = _Clock(T0)
         cursors = {"realtime": T0, "lookback": T0 - lag}
         emitted: Counter[str] = Counter()
-        first = ExportCapture(jobs, "events", timedelta(hours=12), lag, interval, clock=clock)  # type: ignore[arg-type]
+        first = ExportCapture(
+            jobs,  # type: ignore[arg-type]  # a stand-in for ExportJobs
+            "events",
+            initial_window=timedelta(hours=12),
+            lag=lag,
+            interval=interval,
+            clock=clock,
+        )
         first.track(DATA_TYPE, T0)
-        await _run(first, clock, cursors, T0 + stop_at, interval, emitted, peak)
+        await _run(
+            first, clock, cursors=cursors, until=T0 + stop_at, tick=interval, emitted=emitted, peak=peak
+        )
         # The restart: a new process from the checkpointed cursors, with nothing in memory.
-        second = ExportCapture(jobs, "events", timedelta(hours=12), lag, interval, clock=clock)  # type: ignore[arg-type]
+        second = ExportCapture(
+            jobs,  # type: ignore[arg-type]  # a stand-in for ExportJobs
+            "events",
+            initial_window=timedelta(hours=12),
+            lag=lag,
+            interval=interval,
+            clock=clock,
+        )
         second.track(DATA_TYPE, cursors["realtime"])
-        await _run(second, clock, cursors, T0 + stop_at + 2 * lag + interval, interval, emitted, [0])
+        await _run(
+            second,
+            clock,
+            cursors=cursors,
+            until=T0 + stop_at + 2 * lag + interval,
+            tick=interval,
+            emitted=emitted,
+            peak=[0],
+        )
         duplicates.append(sum(n - 1 for n in emitted.values()))
-    return Restart(per_day, lag, int(lag / spacing), duplicates, peak[0])
+    return Restart(
+        per_day, lag, records_per_lag=int(lag / spacing), duplicates=duplicates, peak_remembered=peak[0]
+    )

@@ -81,7 +81,11 @@ async def run(scale: Scale, events: int, share: float | None) -> Dense:
     try:
         start = datetime.fromtimestamp(now - 2 * 86_400, tz=UTC)
         d = connector(
-            sim, scale, {"window_size": "P3D"}, share, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            sim,
+            scale,
+            advanced={"window_size": "P3D"},
+            share=share,
+            start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
         result = await _measure(d, binds, events)

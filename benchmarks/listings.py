@@ -47,7 +47,7 @@ async def _refreshed_cursor(stream: type[RefreshedStream], items: list[dict[str,
             yield item
 
     cursor: tuple[str | int] = RefreshCursor().encode()
-    async for doc in fetch_refreshed(stream, listing, LOG, cursor):
+    async for doc in fetch_refreshed(stream, listing, log=LOG, cursor=cursor):
         if isinstance(doc, tuple):
             cursor = doc
     return cursor
@@ -117,7 +117,7 @@ class _CampaignsListing:
 
 
 async def _campaigns_cursor(listing: _CampaignsListing, cursor: tuple[str | int]) -> tuple[str | int]:
-    async for doc in campaigns_module.fetch_campaigns(listing, "https://x", LOG, cursor):  # type: ignore[arg-type]
+    async for doc in campaigns_module.fetch_campaigns(listing, "https://x", log=LOG, cursor=cursor):  # type: ignore[arg-type]
         if isinstance(doc, tuple):
             cursor = doc
     return cursor

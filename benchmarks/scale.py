@@ -113,7 +113,7 @@ async def run_session(
             lines, rest = data[:cut].splitlines(), data[cut:]
             session.elapsed = time.monotonic() - started
             for line in lines:  # the condition is checked line by line: a kill lands mid-window
-                acks = _on_line(session, line, keyed, acks) or acks
+                acks = _on_line(session, line, keyed=keyed, acks=acks) or acks
                 if line.startswith(b'{"checkpoint"') and acks:
                     proc.stdin.write(ACK)
                 if until(session):
@@ -252,7 +252,7 @@ async def measure_state(scale: Scale, org: LargeOrg) -> StateResult:
                 f"bindings with state {len(s.state.get('bindingStateV1') or {})}/{len(binds)}, docs {dict(s.docs)}"
             )
 
-        session = await run_session(d, binds, {}, until, timeout=3600, sim=sim, progress=progress)
+        session = await run_session(d, binds, state={}, until=until, timeout=3600, sim=sim, progress=progress)
     finally:
         await sim.stop()
     names = [b["resourceConfig"]["name"] for b in binds]
@@ -275,11 +275,11 @@ async def measure_state(scale: Scale, org: LargeOrg) -> StateResult:
     return StateResult(
         state_bytes(session.state),
         per,
-        items,
-        id_bytes,
-        _watching(session.state),
-        session.elapsed,
-        session.peak_rss_mb,
+        items=items,
+        id_bytes=id_bytes,
+        watching=_watching(session.state),
+        elapsed=session.elapsed,
+        peak_rss_mb=session.peak_rss_mb,
     )
 
 
@@ -350,8 +350,8 @@ class CatalogResult:
 async def measure_catalog_items(org: LargeOrg) -> CatalogResult:
     scale = Scale(1.0)  # Iterable's own clock: 100 catalog requests per second
     total = org.catalog_items
-    with_items = await _catalog_run(scale, org, ["catalogs", "catalog_items"], total)
-    without = await _catalog_run(scale, org, ["catalogs"], 0)
+    with_items = await _catalog_run(scale, org, only=["catalogs", "catalog_items"], items=total)
+    without = await _catalog_run(scale, org, only=["catalogs"], items=0)
     sim, session = with_items
     log = [e for e in sim.request_log if CATALOG_ITEMS_PATH.match(e["path"])]
     sizes = sorted({int(dict(e["query"]).get("pageSize", 0)) for e in log})
@@ -359,11 +359,11 @@ async def measure_catalog_items(org: LargeOrg) -> CatalogResult:
     return CatalogResult(
         session.docs["catalog_items"],
         len(log),
-        sizes,
-        sum(e["status"] == 429 for e in log),
-        pass_s,
-        session.peak_rss_mb,
-        without[1].peak_rss_mb,
+        page_sizes=sizes,
+        rate_limited=sum(e["status"] == 429 for e in log),
+        pass_s=pass_s,
+        peak_rss_mb=session.peak_rss_mb,
+        peak_rss_without_mb=without[1].peak_rss_mb,
     )
 
 
@@ -376,8 +376,8 @@ async def _catalog_run(scale: Scale, org: LargeOrg, only: list[str], items: int)
         session = await run_session(
             d,
             binds,
-            {},
-            lambda s: s.docs[only[-1]] >= max(items, 1) and s.since_checkpoint == 0,
+            state={},
+            until=lambda s: s.docs[only[-1]] >= max(items, 1) and s.since_checkpoint == 0,
             timeout=3600,
         )
     finally:
@@ -416,10 +416,10 @@ async def measure_memory(scale: Scale, org: LargeOrg, lag: timedelta) -> MemoryR
         def until(s: Session) -> bool:
             return backfills_done(s.state) and s.docs["events"] >= expected and s.since_checkpoint == 0
 
-        session = await run_session(d, binds, {}, until, timeout=3600, sim=sim)
+        session = await run_session(d, binds, state={}, until=until, timeout=3600, sim=sim)
     finally:
         await sim.stop()
-    return MemoryResult(lag, session.docs["events"], session.peak_rss_mb, session.elapsed)
+    return MemoryResult(lag, session.docs["events"], peak_rss_mb=session.peak_rss_mb, elapsed=session.elapsed)
 
 
 # -- 4. duplicates of a restart ---------------------------------------------------------------------
@@ -455,14 +455,14 @@ async def measure_restart(scale: Scale, org: LargeOrg) -> RestartResult:
             )
 
         first = await run_session(
-            d, binds, {}, mid_stream, keys_of="events", kill=True, timeout=3600, sim=sim
+            d, binds, state={}, until=mid_stream, keys_of="events", kill=True, timeout=3600, sim=sim
         )
         resumed_at = time.monotonic()
         second = await run_session(
             d,
             binds,
-            first.state,
-            lambda s: time.monotonic() - resumed_at > 2.2 * run_for,
+            state=first.state,
+            until=lambda s: time.monotonic() - resumed_at > 2.2 * run_for,
             keys_of="events",
             timeout=3600,
             sim=sim,
@@ -506,7 +506,7 @@ async def run(scale: Scale, size: float, parts: set[str]) -> None:
     if "memory" in parts:
         low = await measure_memory(busy, org, DEFAULT_LAG)
         high = await measure_memory(busy, org, timedelta(days=1))
-        print(_memory_table(low, high, org, full), flush=True)
+        print(_memory_table(low, high, org=org, full=full), flush=True)
     if "restart" in parts:
         print(_restart_table(await measure_restart(busy, org)), flush=True)
 

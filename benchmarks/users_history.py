@@ -69,14 +69,14 @@ async def run(scale: Scale, users: int, capture_all_users: bool) -> UsersBackfil
         return UsersBackfill(
             users,
             capture_all_users,
-            in_range,
-            documents,
-            traffic.jobs,
-            traffic.export_requests,
-            traffic.rate_limited,
-            scale.simulated(done_at - opened_at) / 60,
-            peak,
-            cpu,
+            in_range=in_range,
+            documents=documents,
+            jobs=traffic.jobs,
+            export_requests=traffic.export_requests,
+            rate_limited=traffic.rate_limited,
+            simulated_minutes=scale.simulated(done_at - opened_at) / 60,
+            peak_rss_mb=peak,
+            cpu_s=cpu,
         )
     finally:
         await sim.stop()

@@ -87,7 +87,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     }
     request[LOG_ENTRY] = entry
     try:
-        response = await _dispatch(request, handler, bucket, entry)
+        response = await _dispatch(request, handler, bucket=bucket, entry=entry)
         entry["status"] = response.status
         return response
     finally:
@@ -238,8 +238,8 @@ def _paged(
     if paging is None:
         return r.json_response({key: items})
     page, size = paging
-    body: dict[str, Any] = {key: _page(request, items, page, size)}
-    body.update(_page_urls(request, page, size, len(items)))
+    body: dict[str, Any] = {key: _page(request, items, page=page, size=size)}
+    body.update(_page_urls(request, page, size=size, total=len(items)))
     body[total_key] = len(items)
     return r.json_response(body)
 
@@ -280,8 +280,10 @@ async def _templates(request: web.Request) -> web.Response:
         for t in templates
         if (start is None or t["createdAt"] >= start * 1000) and (end is None or t["createdAt"] < end * 1000)
     ]
-    items = _sorted(items, q.get("sort"), ("id", "name", "createdAt", "updatedAt"), "templateId")
-    return _paged(request, "templates", "totalTemplatesCount", items, TEMPLATES_PAGE)
+    items = _sorted(
+        items, q.get("sort"), allowed=("id", "name", "createdAt", "updatedAt"), id_key="templateId"
+    )
+    return _paged(request, "templates", total_key="totalTemplatesCount", items=items, limits=TEMPLATES_PAGE)
 
 
 def _campaign_listing(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
@@ -292,9 +294,12 @@ def _campaign_listing(request: web.Request, items: list[dict[str, Any]]) -> web.
     if states:
         items = [c for c in items if c["campaignState"] in states]
     items = _sorted(
-        items, request.query.get("sort"), ("id", "name", "createdAt", "updatedAt", "startAt"), "id"
+        items,
+        request.query.get("sort"),
+        allowed=("id", "name", "createdAt", "updatedAt", "startAt"),
+        id_key="id",
     )
-    return _paged(request, "campaigns", "totalCampaignsCount", items, CAMPAIGNS_PAGE)
+    return _paged(request, "campaigns", total_key="totalCampaignsCount", items=items, limits=CAMPAIGNS_PAGE)
 
 
 @_handles_bad_request
@@ -329,14 +334,14 @@ async def _journeys(request: web.Request) -> web.Response:
     items = request.app[SIM].records("journeys")
     # Archived journeys are returned only when asked for explicitly.
     items = [j for j in items if j["isArchived"] == ("Archived" in states)]
-    items = _sorted(items, q.get("sort"), ("id", "name", "createdAt", "updatedAt"), "id")
+    items = _sorted(items, q.get("sort"), allowed=("id", "name", "createdAt", "updatedAt"), id_key="id")
     paging = _page_params(q, JOURNEYS_PAGE) or (1, JOURNEYS_PAGE[0])
     page, size = paging
     body: dict[str, Any] = {
-        "journeys": _page(request, items, page, size),
+        "journeys": _page(request, items, page=page, size=size),
         "totalJourneysCount": len(items),
     }
-    body.update(_page_urls(request, page, size, len(items)))
+    body.update(_page_urls(request, page, size=size, total=len(items)))
     return r.json_response(body)
 
 
@@ -350,10 +355,10 @@ async def _catalogs(request: web.Request) -> web.Response:
     names = [{"name": n} for n in request.app[SIM].data.catalogs]
     page, size = _page_params(request.query, CATALOGS_PAGE) or (1, CATALOGS_PAGE[0])
     params: dict[str, Any] = {
-        "catalogNames": _page(request, names, page, size),
+        "catalogNames": _page(request, names, page=page, size=size),
         "totalCatalogsCount": len(names),
     }
-    params.update(_page_urls(request, page, size, len(names)))
+    params.update(_page_urls(request, page, size=size, total=len(names)))
     return _success(params)
 
 
@@ -364,10 +369,10 @@ async def _catalog_items(request: web.Request) -> web.Response:
         return r.not_found("Catalog not found")
     page, size = _page_params(request.query, CATALOGS_PAGE) or (1, CATALOGS_PAGE[0])
     params: dict[str, Any] = {
-        "catalogItemsWithProperties": _page(request, items, page, size),
+        "catalogItemsWithProperties": _page(request, items, page=page, size=size),
         "totalItemsCount": len(items),
     }
-    params.update(_page_urls(request, page, size, len(items)))
+    params.update(_page_urls(request, page, size=size, total=len(items)))
     return _success(params)
 
 
@@ -418,7 +423,7 @@ async def _experiment_metrics(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     experiment_ids, campaign_ids = _ids(request.query, "experimentId"), _ids(request.query, "campaignId")
     start, end = _metrics_window(request.query)
-    header, table = sim.experiment_metrics_table(experiment_ids, campaign_ids, start, end)
+    header, table = sim.experiment_metrics_table(experiment_ids, campaign_ids, start=start, end=end)
     return r.csv_response(_csv(header, table))
 
 

@@ -587,7 +587,7 @@ class Generator:
         totals["Revenue"] = purchases * self.rng.uniform(5, 120)
         totals["Average Order Value"] = 0.0
         totals["Sum of Custom Conversions"] = float(self.rng.randint(0, 40))
-        return CampaignActivity(medium, start, max(end, start + 1), totals)
+        return CampaignActivity(medium, start, end=max(end, start + 1), totals=totals)
 
     # -- events ------------------------------------------------------------------------------------
     def _event_time(self) -> float:

@@ -117,7 +117,9 @@ class BusyTypeEvents(EventStream):
     (as Iterable writes `createdAt`). Keys are unique: every record has its own recipient."""
 
     def __init__(self, seed: int, data_type: str, start: float, end: float, per_second: float) -> None:
-        super().__init__(seed, data_type, start, per_second, max(0, int((end - start) * per_second)))
+        super().__init__(
+            seed, data_type, start=start, per_second=per_second, size=max(0, int((end - start) * per_second))
+        )
 
     def record(self, i: int) -> dict[str, Any]:
         h = mix(self.seed, i)
@@ -207,7 +209,9 @@ def catalogs(seed: int, org: LargeOrg, now: float) -> dict[str, CatalogItems]:
     """`catalog_items` spread evenly over `catalogs` catalogs, modified over the last 90 days."""
     per, extra = divmod(org.catalog_items, org.catalogs)
     return {
-        f"catalog_{k:03d}": CatalogItems(seed, f"catalog_{k:03d}", k, per + (k < extra), now - 90 * DAY, now)
+        f"catalog_{k:03d}": CatalogItems(
+            seed, f"catalog_{k:03d}", catalog_index=k, count=per + (k < extra), start=now - 90 * DAY, end=now
+        )
         for k in range(org.catalogs)
     }
 
@@ -227,7 +231,7 @@ def install(sim: SimulatorState, org: LargeOrg) -> BusyTypeEvents:
     per_wall_second = org.events_per_day / (DAY * cfg.time_scale)
     start = ds.now - cfg.data.history_days * DAY * cfg.time_scale
     end = ds.now + org.event_days_ahead * DAY * cfg.time_scale
-    stream = BusyTypeEvents(seed, org.busy_event_type, start, end, per_wall_second)
+    stream = BusyTypeEvents(seed, org.busy_event_type, start=start, end=end, per_second=per_wall_second)
     ds.events[org.busy_event_type] = stream
     return stream
 

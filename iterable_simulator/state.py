@@ -61,7 +61,7 @@ class SimulatorState:
         self.rng = random.Random(f"{cfg.seed}:runtime")  # per-call shuffles and fault rolls
         anchor = cfg.data.now if cfg.data.now is not None else cfg.clock()
         self.data: Dataset = Generator(
-            cfg.data, cfg.project_type, cfg.seed, anchor, cfg.time_scale
+            cfg.data, cfg.project_type, seed=cfg.seed, now=anchor, time_scale=cfg.time_scale
         ).generate()
         self._sort_stores()
         self.failing_list_id = self._list_id_at(cfg.data.failing_list_index)
@@ -75,8 +75,8 @@ class SimulatorState:
         self.exports = ExportManager(
             self._export_settings(),
             self._select_for_export,
-            random.Random(f"{cfg.seed}:exports"),
-            self.record_fault,
+            rng=random.Random(f"{cfg.seed}:exports"),
+            on_fault=self.record_fault,
         )
         self.request_log: list[dict[str, Any]] = []
         self.injected_faults: list[dict[str, Any]] = []
@@ -171,7 +171,8 @@ class SimulatorState:
     ) -> list[dict[str, Any]]:
         """What an export of [start, end) whose processing starts at `at` (default now) contains."""
         return [
-            s.data for s in self._window(self._store(data_type), start, end, self.now() if at is None else at)
+            s.data
+            for s in self._window(self._store(data_type), start, end=end, at=self.now() if at is None else at)
         ]
 
     def templates_by_combo(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -398,7 +399,7 @@ class SimulatorState:
     def issue_file_url(self, job_id: int, name: str, now: float) -> str:
         token = secrets.token_hex(32)
         expiry = self.config.scaled(self.config.file_url_expiry_s)
-        self.issued_urls[token] = IssuedUrl(job_id, name, now, now + expiry)
+        self.issued_urls[token] = IssuedUrl(job_id, name, issued_at=now, expires_at=now + expiry)
         amz_date = timefmt.to_dt(now).strftime("%Y%m%dT%H%M%SZ")
         return (
             f"{self.base_url}/_files/{job_id}/{name}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
@@ -438,7 +439,7 @@ class SimulatorState:
             # Millions of light users: only their lines are held (the record is never read).
             return [(LIGHT_RECORD, line) for line in store.export_lines(job.start, job.end, at)]
         out: list[tuple[dict[str, Any], bytes | None]] = []
-        for stored in self._window(store, job.start, job.end, at):
+        for stored in self._window(store, job.start, end=job.end, at=at):
             record = stored.data
             if job.campaign_id is not None and record.get("campaignId") != job.campaign_id:
                 continue

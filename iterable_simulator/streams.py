@@ -149,7 +149,7 @@ class EmailOpens(EventStream):
         campaigns: list[tuple[int, int]],
         project_type: str,
     ) -> None:
-        super().__init__(seed, "emailOpen", start, count / max(1.0, end - start), count)
+        super().__init__(seed, "emailOpen", start=start, per_second=count / max(1.0, end - start), size=count)
         self.users = [_identity(u, project_type) for u in users] or [({}, {})]
         self.campaigns = campaigns or [(0, 0)]
         self._key = b"emailOpen:" + str(seed).encode()

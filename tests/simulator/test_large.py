@@ -101,7 +101,7 @@ async def test_export_of_the_busy_type_is_its_window_and_can_be_forgotten(make_c
     c = await make_client(seed=7, clock=clock, data=_data())
     stream = install(c.sim, SMALL)
     lo, hi = NOW - 7200, NOW - 3600
-    job_id = await ex.start(c, SMALL.busy_event_type, lo, hi)
+    job_id = await ex.start(c, SMALL.busy_event_type, start=lo, end=hi)
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     records = [orjson.loads(line) for line in lines]

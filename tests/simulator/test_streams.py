@@ -106,18 +106,13 @@ def test_window_is_what_the_records_instants_say(start: float | None, end: float
     assert stream.window(start, end, at) == expected
 
 
-def _exported_lines(sim: Simulator) -> list[bytes]:
-    (job,) = sim.exports.jobs.values()
-    return [line for f in job.files for line in f.body.splitlines()]
-
-
 @pytest.mark.asyncio
 async def test_export_serves_the_window_rendered_on_download(make_client: Any) -> None:
     clock = FakeClock()
     c = await make_client(seed=7, clock=clock, data=_data(), export_records_per_file=1_000)
     stream = install_email_opens(c.sim, COUNT)
     lo, hi = NOW - 60_000, NOW - 30_000
-    job_id = await ex.start(c, "emailOpen", lo, hi)
+    job_id = await ex.start(c, "emailOpen", start=lo, end=hi)
     job = c.sim.exports.jobs[job_id]
     assert not isinstance(job.files[0].lines, list)  # nothing rendered before the download
     await ex.wait_completed(c, clock, job_id)
@@ -134,7 +129,7 @@ async def test_line_faults_and_field_selection_apply_to_a_lazy_type(make_client:
     faults = FaultConfig(malformed_line_rate=0.5)
     c = await make_client(seed=7, clock=clock, data=_data(), faults=faults)
     install_email_opens(c.sim, 2_000)
-    job_id = await ex.start(c, "emailOpen", None, None, onlyFields="email,createdAt")
+    job_id = await ex.start(c, "emailOpen", start=None, end=None, onlyFields="email,createdAt")
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     assert len(lines) == 2_000
