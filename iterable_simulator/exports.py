@@ -39,6 +39,8 @@ class LineSource(Protocol):
 
     def line(self, i: int) -> bytes: ...
 
+    def line_size(self, i: int) -> int: ...
+
 
 @dataclass
 class LazySelection:
@@ -69,6 +71,10 @@ class RenderedLines(Sequence[bytes]):
     def __iter__(self) -> Iterator[bytes]:
         return map(self.source.line, self.indices)
 
+    def size(self) -> int:
+        """Bytes of these lines, newlines included, without rendering them."""
+        return sum(map(self.source.line_size, self.indices)) + len(self.indices)
+
 
 @dataclass
 class ExportFile:
@@ -82,9 +88,12 @@ class ExportFile:
 
     @property
     def size(self) -> int:
-        """Bytes of the body (computed once: lazily rendered lines are rendered to count them)."""
+        """Bytes of the body (computed once)."""
         if self._size is None:
-            self._size = sum(len(line) + 1 for line in self.lines)
+            lines = self.lines
+            self._size = (
+                lines.size() if isinstance(lines, RenderedLines) else sum(len(line) + 1 for line in lines)
+            )
         return self._size
 
 

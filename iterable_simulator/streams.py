@@ -77,6 +77,9 @@ class EventStream(Sequence[Stored]):
     def line(self, i: int) -> bytes:
         return orjson.dumps(self.record(i))
 
+    def line_size(self, i: int) -> int:
+        return len(self.line(i))
+
     def cursor(self, i: int) -> float:
         """Record `i`'s whole second."""
         return float(math.floor(self.start + i / self.per_second))
@@ -125,6 +128,18 @@ _USER_AGENT = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)"
 # A record's digest: messageId, createdAt format roll and microseconds, user, identity variant,
 # campaign, the ip's three octets, then the device, city, region and country choices.
 _DIGEST = struct.Struct("<16sIIHBH3B4H")
+# The characters of a line that are the same in every one: its keys and punctuation, userAgent,
+# messageId's 32 hex digits, and the "10." and two dots of ip.
+_LINE_FIXED = (
+    len(
+        '"createdAt":"","messageId":"",,"ip":"","userAgent":"","userAgentDevice":"","city":"","region":"","country":""}'
+    )
+    + len(_USER_AGENT)
+    + 32
+    + 5
+)
+_DIGITS = [len(str(n)) for n in range(256)]
+_LENGTHS = {s: len(s) for s in (*_DEVICES, *_CITIES, *_REGIONS, *_COUNTRIES)}
 _FRACTION_ROLL = int(0.003 * 2**32)  # createdAt with a double fraction carrying microseconds
 _OFFSET_ROLL = int(0.06 * 2**32)  # createdAt with a +0000 offset (the rest of this range)
 
@@ -155,6 +170,7 @@ class EmailOpens(EventStream):
         self._key = b"emailOpen:" + str(seed).encode()
         self._users_json = [(_object_head(full), _object_head(partial)) for full, partial in self.users]
         self._campaigns_json = [f'"campaignId":{c},"templateId":{t}' for c, t in self.campaigns]
+        self._users_json_len = [(len(full), len(partial)) for full, partial in self._users_json]
 
     def _digest(self, i: int) -> tuple[Any, ...]:
         digest = hashlib.blake2b(i.to_bytes(8, "little"), digest_size=_DIGEST.size, key=self._key)
@@ -201,6 +217,24 @@ class EmailOpens(EventStream):
             f'"userAgent":"{_USER_AGENT}","userAgentDevice":"{_DEVICES[device % 3]}",'
             f'"city":"{_CITIES[city % 3]}","region":"{_REGIONS[region % 3]}","country":"{_COUNTRIES[country % 3]}"}}'
         ).encode()
+
+    def line_size(self, i: int) -> int:
+        """len(self.line(i)), from the lengths of its parts."""
+        _, roll, _, user, partial, campaign, a, b, c, device, city, region, country = self._digest(i)
+        created_at = 31 if roll < _FRACTION_ROLL else 25 if roll < _OFFSET_ROLL else 26
+        return (
+            _LINE_FIXED
+            + self._users_json_len[user % len(self.users)][partial & 1]
+            + created_at
+            + len(self._campaigns_json[campaign % len(self.campaigns)])
+            + _DIGITS[a]
+            + _DIGITS[b]
+            + _DIGITS[c % 254 + 1]
+            + _LENGTHS[_DEVICES[device % 3]]
+            + _LENGTHS[_CITIES[city % 3]]
+            + _LENGTHS[_REGIONS[region % 3]]
+            + _LENGTHS[_COUNTRIES[country % 3]]
+        )
 
 
 def _identity(user: dict[str, Any], project_type: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -31,8 +31,10 @@ def _day_str(day: int) -> str:
     return to_dt(day * 86400).strftime("%Y-%m-%d")
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def seconds_str(seconds: int) -> str:
-    """`YYYY-MM-DD HH:MM:SS` of whole epoch seconds, without a strftime for each."""
+    """`YYYY-MM-DD HH:MM:SS` of whole epoch seconds, without a strftime for each (the latest
+    131,072 cached: a day and a half of seconds)."""
     day, rest = divmod(seconds, 86400)
     return f"{_day_str(day)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
 

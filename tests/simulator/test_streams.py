@@ -47,6 +47,7 @@ def test_same_seed_same_records_other_seed_other_records() -> None:
 def test_each_line_is_its_record_as_orjson_writes_it(project_type: str) -> None:
     stream = _opens(project_type=project_type)
     assert all(stream.line(i) == orjson.dumps(stream.record(i)) for i in range(0, COUNT, 7))
+    assert all(stream.line_size(i) == len(stream.line(i)) for i in range(0, COUNT, 7))
 
 
 def test_records_are_shaped_as_the_generators() -> None:
@@ -121,6 +122,7 @@ async def test_export_serves_the_window_rendered_on_download(make_client: Any) -
     assert job.record_count == len(lines) == len(expected) > 0 and len(names) == -(-len(lines) // 1_000)
     assert ex.canon([orjson.loads(line) for line in lines]) == ex.canon(expected)
     assert c.sim.export_ground_truth("emailOpen", lo, hi) == expected
+    assert job.bytes_exported() == sum(len(f.body) for f in job.files)
 
 
 @pytest.mark.asyncio
