@@ -18,7 +18,7 @@ from multidict import MultiMapping
 from . import responses as r
 from . import timefmt
 from .data import CAMPAIGN_STATES, METRIC_COLUMNS, TEMPLATE_MEDIUMS, TEMPLATE_TYPES, canonical_data_type
-from .exports import ACTIVE_STATES, ExportJob, JobState
+from .exports import ACTIVE_STATES, ExportJob, JobState, RenderedLines
 from .faults import Fault
 from .limits import bucket_for
 from .state import SimulatorState
@@ -37,6 +37,7 @@ MAX_QUERY_CHARS = 8000
 METRICS_DEFAULT_WINDOW = ("2018-06-25", "2018-07-25")
 EXPORT_FORMAT = "application/x-json-stream"
 EMPTY_LINE_RATE = 0.03
+STREAMED_LINES = 500  # lines rendered per write of a lazily generated export file
 
 
 def build_app(sim: SimulatorState) -> web.Application:
@@ -619,7 +620,7 @@ async def _export_cancel(request: web.Request) -> web.Response:
     return r.json_response({"msg": f"Cancelled job {job.id}", "code": "Success", "params": None})
 
 
-async def _export_file(request: web.Request) -> web.Response:
+async def _export_file(request: web.Request) -> web.StreamResponse:
     """A pre-signed S3-style download: no Api-Key needed, expires after file_url_expiry_s."""
     sim = request.app[SIM]
     now = sim.now()
@@ -634,4 +635,19 @@ async def _export_file(request: web.Request) -> web.Response:
         return r.s3_expired(int(round(issued.expires_at - issued.issued_at)), issued.expires_at, now)
     job = sim.exports.jobs[issued.job_id]
     export_file = next(f for f in job.files if f.name == name)
+    if isinstance(export_file.lines, RenderedLines) and "fault" not in request[LOG_ENTRY]:
+        return await _stream_rendered(request, export_file.lines, export_file.size)
     return web.Response(body=export_file.body, content_type="application/octet-stream")
+
+
+async def _stream_rendered(request: web.Request, lines: RenderedLines, size: int) -> web.StreamResponse:
+    """A file of lazily generated records, sent as S3 sends: its length first, then its bytes as
+    they are rendered (a file being dropped or failed by a fault is sent whole instead)."""
+    response = web.StreamResponse()
+    response.content_type = "application/octet-stream"
+    response.content_length = size
+    await response.prepare(request)
+    for start in range(0, len(lines), STREAMED_LINES):
+        await response.write(b"".join(line + b"\n" for line in lines[start : start + STREAMED_LINES]))
+    await response.write_eof()
+    return response

@@ -123,6 +123,7 @@ async def test_export_serves_the_window_rendered_on_download(make_client: Any) -
     assert ex.canon([orjson.loads(line) for line in lines]) == ex.canon(expected)
     assert c.sim.export_ground_truth("emailOpen", lo, hi) == expected
     assert job.bytes_exported() == sum(len(f.body) for f in job.files)
+    assert b"".join(line + b"\n" for line in lines) == b"".join(f.body for f in job.files)
 
 
 @pytest.mark.asyncio
