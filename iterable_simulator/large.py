@@ -28,12 +28,25 @@ from . import timefmt
 from .data import DAY
 from .exports import ExportFile, JobState
 from .state import SimulatorState
-from .streams import EmailOpens, EventStream, mix
+from .streams import EmailOpens, EventStream
 
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
 _NOT_ENDED_STATES = ("Draft", "Scheduled", "Running", "Recurring", "Ready")
 _ENDED_STATES = ("Finished", "Finished", "Finished", "Archived", "Aborted", "Recalled")
 _MEDIUMS = ("Email", "Email", "Email", "Push", "SMS", "InApp")
 _FIELD_TYPES = ("string", "long", "boolean", "date", "double", "object")
+
+
+def mix(*values: int) -> int:
+    """A 64-bit hash of integers (splitmix64 steps): the same numbers always give the same value."""
+    h = 0
+    for v in values:
+        h = (h ^ (v & _MASK)) * _GOLDEN & _MASK
+        h ^= h >> 31
+        h = h * 0xBF58476D1CE4E5B9 & _MASK
+        h ^= h >> 29
+    return h
 
 
 @dataclass(frozen=True)

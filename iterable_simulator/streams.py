@@ -21,20 +21,6 @@ import orjson
 from . import timefmt
 from .stored import Stored
 
-_GOLDEN = 0x9E3779B97F4A7C15
-_MASK = (1 << 64) - 1
-
-
-def mix(*values: int) -> int:
-    """A 64-bit hash of integers (splitmix64 steps): the same numbers always give the same value."""
-    h = 0
-    for v in values:
-        h = (h ^ (v & _MASK)) * _GOLDEN & _MASK
-        h ^= h >> 31
-        h = h * 0xBF58476D1CE4E5B9 & _MASK
-        h ^= h >> 29
-    return h
-
 
 class EventStream(Sequence[Stored]):
     """One event type at a constant rate from `start`: record `i` lies in the whole second
