@@ -6,6 +6,7 @@ import asyncio
 import platform
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from . import catchup, dedupe, dense, dense_backfill, users_history
 from . import scale as large_organisation
@@ -57,53 +58,92 @@ async def main(argv: list[str]) -> None:
     if "catchup" in only:
         runs = [await catchup.run(scale, share, steady=n == 0) for n, share in enumerate(shares(args.share))]
         print(runs[0].report, flush=True)
-        print(table(
-            "1b. Sparse backfill by share of the export budget", catchup.BACKFILL_HEADER, [r.row() for r in runs]
-        ), flush=True)  # fmt: skip
+        print(
+            table(
+                "1b. Sparse backfill by share of the export budget",
+                catchup.BACKFILL_HEADER,
+                [r.row() for r in runs],
+            ),
+            flush=True,
+        )
     if "backfill" in only:
         runs = [await dense_backfill.run(scale, share) for share in shares(args.share)]
-        print(table(
-            f"4. Dense backfill: {dense_backfill.EVENTS:,} events over {dense_backfill.DAYS} days in "
-            f"{len(dense_backfill.BUSY)} busy types", catchup.BACKFILL_HEADER, [r.row() for r in runs],
-        ), flush=True)  # fmt: skip
+        print(
+            table(
+                f"4. Dense backfill: {dense_backfill.EVENTS:,} events over {dense_backfill.DAYS} days in "
+                f"{len(dense_backfill.BUSY)} busy types",
+                catchup.BACKFILL_HEADER,
+                [r.row() for r in runs],
+            ),
+            flush=True,
+        )
     if "dense" in only:
         rows = []
         for share in shares(args.share):
             for events in (int(n) for n in args.dense.split(",")):
-                result = await dense.run(
-                    Scale(args.dense_time_scale), events, share, every_type=True, records_per_file=5_000
-                )
-                rows.append(
-                    [
-                        share_label(share),
-                        f"{events:,}",
-                        result.docs_per_s,
-                        result.job_done_s,
-                        result.first_doc_s,
-                        result.last_doc_s,
-                        result.peak_rss_mb,
-                        result.cpu_s,
-                    ]
-                )
-        print(table(
-            f"3. Dense window: one {dense.DATA_TYPE} export job in files of 5,000 records, the other 51 "
-            "types enabled (wall seconds from the open request; CPU includes the connector's start-up)",
-            ["export budget", "events", "docs/s (first..last)", "job completed (s)", "first doc (s)", "last doc (s)",
-             "peak RSS (MB)", "connector CPU (s)"], rows,
-        ), flush=True)  # fmt: skip
+                result = await dense.run(Scale(args.dense_time_scale), events, share)
+                rows.append(dense_row(share, result))
+        print(
+            table(
+                f"3. Dense window: one {dense.DATA_TYPE} export job in files of {dense.RECORDS_PER_FILE:,} records, the "
+                "other 51 types enabled (wall seconds from the open request; CPU includes the connector's start-up)",
+                DENSE_HEADER,
+                rows,
+            ),
+            flush=True,
+        )
     if "dedupe" in only:
         print(dedupe_memory_table(args.dedupe_per_day), flush=True)
         print(await dedupe_restart_table(), flush=True)
     if "users" in only:
         results = await users_history.main(scale, [int(n) for n in args.users.split(",")])
-        print(table(
-            f"7. Users backfill from 2013 (capture_all_users) vs from a 30-day start_date: users last updated "
-            f"over the past {users_history.HISTORY_DAYS // 365} years",
-            users_history.HEADER, users_history.rows(results),
-        ), flush=True)  # fmt: skip
+        print(
+            table(
+                f"7. Users backfill from 2013 (capture_all_users) vs from a 30-day start_date: users last updated "
+                f"over the past {users_history.HISTORY_DAYS // 365} years",
+                users_history.HEADER,
+                users_history.rows(results),
+            ),
+            flush=True,
+        )
     if "scale" in only:
         parts = set(args.scale_parts.split(","))
         await large_organisation.run(Scale(args.scale_time_scale), args.scale, parts)
+
+
+DENSE_HEADER = [
+    "export budget",
+    "events",
+    "docs/s (first..last)",
+    "job completed (s)",
+    "first doc (s)",
+    "last doc (s)",
+    "jobs",
+    "export requests/job",
+    "429s",
+    "connector peak RSS (MB)",
+    "connector CPU (s)",
+    "simulator peak RSS (MB)",
+]
+
+
+def dense_row(share: float | None, result: dense.Dense) -> list[Any]:
+    traffic = result.traffic
+    assert traffic is not None
+    return [
+        share_label(share),
+        f"{result.events:,}",
+        result.docs_per_s,
+        result.job_done_s,
+        result.first_doc_s,
+        result.last_doc_s,
+        traffic.jobs,
+        traffic.per_job,
+        traffic.rate_limited,
+        result.peak_rss_mb,
+        result.cpu_s,
+        result.simulator_peak_rss_mb,
+    ]
 
 
 def dedupe_memory_table(per_day: int) -> str:
@@ -113,9 +153,18 @@ def dedupe_memory_table(per_day: int) -> str:
         f"5. Late-data de-duplication memory, a type at {per_day:,} records a day read by real time every "
         "5 minutes (tracemalloc)",
         ["late_data_lag", "records held", "bytes per record", "MB", "CDK cache bytes per record", "budget"],
-        [[lag, f"{m.records:,}", m.bytes_per_record, m.records * m.bytes_per_record / 1e6,
-          m.cdk_cache_bytes_per_record, "<= 32"] for lag, m in (("PT1H", default), ("P1D", day))],
-    )  # fmt: skip
+        [
+            [
+                lag,
+                f"{m.records:,}",
+                m.bytes_per_record,
+                m.records * m.bytes_per_record / 1e6,
+                m.cdk_cache_bytes_per_record,
+                "<= 32",
+            ]
+            for lag, m in (("PT1H", default), ("P1D", day))
+        ],
+    )
 
 
 async def dedupe_restart_table() -> str:
@@ -124,9 +173,15 @@ async def dedupe_restart_table() -> str:
         f"6. Duplicates one restart causes, a type at {r.per_day:,} records a day, late_data_lag "
         f"{r.lag}, restarted at three points of the late-data pass's step",
         ["records per lag", "duplicates per restart", "in lags", "peak records remembered"],
-        [[f"{r.records_per_lag:,}", ", ".join(f"{d:,}" for d in r.duplicates),
-          ", ".join(f"{d / r.records_per_lag:.2f}" for d in r.duplicates), f"{r.peak_remembered:,}"]],
-    )  # fmt: skip
+        [
+            [
+                f"{r.records_per_lag:,}",
+                ", ".join(f"{d:,}" for d in r.duplicates),
+                ", ".join(f"{d / r.records_per_lag:.2f}" for d in r.duplicates),
+                f"{r.peak_remembered:,}",
+            ]
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import asyncio
 import math
 import statistics
 import time
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,7 +81,7 @@ class Live:
     def committed(self, docs: list[tuple[str, Any]]) -> None:
         now = time.time()
         for _, doc in docs:
-            entry = self.added.pop(doc.get("email"), None) if isinstance(doc, dict) else None
+            entry = self.added.pop(doc["email"], None) if isinstance(doc, dict) and "email" in doc else None
             if entry is not None:
                 data_type, visible = entry
                 self.freshness.setdefault(data_type, []).append(now - visible)
@@ -128,7 +128,7 @@ class Run:
     async def traffic(self) -> None:
         """Live records at LIVE_RATES all along, as Iterable keeps receiving them during a backfill;
         one record for each of LIVE_IDLE once caught up. Only those added while steady are timed."""
-        owed = Counter[str]()
+        owed: defaultdict[str, float] = defaultdict(float)
         tick = self.scale.wall(1.0)
         while self.caught_up_at is None or self.sim.now() < self._steady_end():
             await asyncio.sleep(tick)
@@ -193,23 +193,34 @@ class Backfill:
 
     def row(self) -> list[Any]:
         return [
-            share_label(self.share), self.backfill.jobs, self.backfill.per_job, self.until_caught_up.jobs,
-            self.until_caught_up.export_requests, self.until_caught_up.rate_limited, self.first_doc_minutes,
+            share_label(self.share),
+            self.backfill.jobs,
+            self.backfill.per_job,
+            self.until_caught_up.jobs,
+            self.until_caught_up.export_requests,
+            self.until_caught_up.rate_limited,
+            self.first_doc_minutes,
             self.minutes,
-        ]  # fmt: skip
+        ]
 
 
 BACKFILL_HEADER = [
-    "export budget", "backfill jobs", "requests / job", "all jobs", "all requests", "429s",
-    "first doc (sim. min)", "caught up (sim. min)",
-]  # fmt: skip
+    "export budget",
+    "backfill jobs",
+    "requests / job",
+    "all jobs",
+    "all requests",
+    "429s",
+    "first doc (sim. min)",
+    "caught up (sim. min)",
+]
 
 
 async def run(scale: Scale, share: float | None = None, steady: bool = True) -> Backfill:
     sim = Simulator(iterable_like(scale, history()))
     await sim.start()
     try:
-        return await _run(scale, sim, share, steady)
+        return await _run(scale, sim, share=share, steady=steady)
     finally:
         await sim.stop()
 
@@ -220,8 +231,8 @@ async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) 
     d = connector(
         sim,
         scale,
-        {"late_data_lag": scale.duration(LATE_DATA_LAG)},
-        share,
+        advanced={"late_data_lag": scale.duration(LATE_DATA_LAG)},
+        share=share,
         start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     binds = await bindings(d, ["events", "users"], scale.duration(INTERVAL))
@@ -239,12 +250,14 @@ async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) 
     catchup = Traffic.between(sim, opened_at, run.caught_up_at)
     backfill = Traffic.between(sim, opened_at, run.caught_up_at, ending_by=run.cutoff.timestamp())
     fixed_jobs, fixed_non_empty = fixed_window_jobs(
-        sim, start.timestamp(), run.cutoff.timestamp(), data_types
+        sim, start.timestamp(), cutoff=run.cutoff.timestamp(), data_types=data_types
     )
     fixed_requests = 2 * fixed_jobs
     catchup_min = scale.simulated(run.caught_up_at - opened_at) / 60
     first_doc_min = scale.simulated((run.first_doc_at or run.caught_up_at) - opened_at) / 60
-    outcome = Backfill(share, backfill, catchup, catchup_min, first_doc_min)
+    outcome = Backfill(
+        share, backfill, until_caught_up=catchup, minutes=catchup_min, first_doc_minutes=first_doc_min
+    )
     if not steady:
         return outcome
     sparse = table(
@@ -253,14 +266,29 @@ async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) 
         ["strategy", "export jobs", "export requests", "429s", "wall time (sim. min)"],
         [
             ["adaptive windows: backfill jobs (measured)", backfill.jobs, backfill.export_requests, "", ""],
-            ["adaptive windows: all passes until caught up", catchup.jobs, catchup.export_requests,
-             catchup.rate_limited, catchup_min],
-            [f"fixed {WINDOW_SIZE.total_seconds() / 3600:.0f} h windows: backfill (computed, lower bound)",
-             fixed_jobs, f">= {fixed_requests:,}", "-", f">= {fixed_requests / 60:,.0f}"],
-            ["adaptive backfill / fixed", f"{backfill.jobs / fixed_jobs:.1%}",
-             f"<= {backfill.export_requests / fixed_requests:.1%}", "", ""],
+            [
+                "adaptive windows: all passes until caught up",
+                catchup.jobs,
+                catchup.export_requests,
+                catchup.rate_limited,
+                catchup_min,
+            ],
+            [
+                f"fixed {WINDOW_SIZE.total_seconds() / 3600:.0f} h windows: backfill (computed, lower bound)",
+                fixed_jobs,
+                f">= {fixed_requests:,}",
+                "-",
+                f">= {fixed_requests / 60:,.0f}",
+            ],
+            [
+                "adaptive backfill / fixed",
+                f"{backfill.jobs / fixed_jobs:.1%}",
+                f"<= {backfill.export_requests / fixed_requests:.1%}",
+                "",
+                "",
+            ],
         ],
-    )  # fmt: skip
+    )
     sparse += (
         f"\nAll passes: backfill, plus real time polling every type from the start ({', '.join(LIVE_RATES)} "
         f"receive live records all along). Fixed windows holding records: {fixed_non_empty:,} of {fixed_jobs:,}; "
@@ -283,8 +311,9 @@ def _steady_table(scale: Scale, sim: Simulator, run: Run) -> str:
     summary = table(
         f"2. Steady state: {minutes:.0f} simulated minutes after catch-up, 52 event types + users, "
         f"interval {INTERVAL.total_seconds() / 60:.0f} min, lag {LATE_DATA_LAG.total_seconds() / 60:.0f} min",
-        ["measure", "value"], rows,
-    )  # fmt: skip
+        ["measure", "value"],
+        rows,
+    )
     fresh_rows = []
     for data_type in [*LIVE_RATES, *LIVE_IDLE]:
         seen = [scale.simulated(s) / 60 for s in run.live.freshness.get(data_type, [])]
@@ -294,6 +323,7 @@ def _steady_table(scale: Scale, sim: Simulator, run: Run) -> str:
         fresh_rows.append([data_type, kind, len(seen), missing, median, max(seen) if seen else "-"])
     freshness = table(
         "   Freshness: visible in Iterable -> committed by the connector (simulated minutes)",
-        ["data type", "kind", "records", "not emitted", "median", "max"], fresh_rows,
-    )  # fmt: skip
+        ["data type", "kind", "records", "not emitted", "median", "max"],
+        fresh_rows,
+    )
     return summary + "\n" + freshness

@@ -64,9 +64,11 @@ def _line(i: int, at: datetime) -> bytes:
 
 
 def memory(
-    per_day: int = 5_000_000, held: timedelta = HELD_DEFAULT, interval: timedelta = timedelta(minutes=5),
+    per_day: int = 5_000_000,
+    held: timedelta = HELD_DEFAULT,
+    interval: timedelta = timedelta(minutes=5),
     compare: bool = True,
-) -> Memory:  # fmt: skip
+) -> Memory:
     """Bytes per record of the memory holding `held` of a type's real-time windows; with
     `compare`, also of the CDK's cache holding the same records."""
     per_window = int(per_day * interval / timedelta(days=1))
@@ -113,7 +115,7 @@ class _Jobs:
         lo = bisect.bisect_left(self.times, window.start)
         hi = bisect.bisect_left(self.times, window.end)
         for i in range(lo, hi, 5000):
-            yield ExportLines(window, "f", i - lo + 1, self.lines[i : min(i + 5000, hi)])
+            yield ExportLines(window, "f", first=i - lo + 1, lines=self.lines[i : min(i + 5000, hi)])
 
 
 class _Clock:
@@ -125,9 +127,14 @@ class _Clock:
 
 
 async def _run(
-    capture: ExportCapture, clock: _Clock, cursors: dict[str, datetime], until: datetime, tick: timedelta,
-    emitted: Counter[str], peak: list[int],
-) -> None:  # fmt: skip
+    capture: ExportCapture,
+    clock: _Clock,
+    cursors: dict[str, datetime],
+    until: datetime,
+    tick: timedelta,
+    emitted: Counter[str],
+    peak: list[int],
+) -> None:
     """Call real time and the late-data pass each tick, as the CDK does, keeping their cursors."""
     while clock.now < until:
         clock.now += tick
@@ -141,10 +148,15 @@ async def _run(
 
 
 async def restart(
-    per_day: int = 500_000, lag: timedelta = timedelta(hours=1), interval: timedelta = timedelta(minutes=5),
-    restarts_after: tuple[timedelta, ...] = (timedelta(hours=3), timedelta(hours=3, minutes=20),
-                                            timedelta(hours=3, minutes=40)),
-) -> Restart:  # fmt: skip
+    per_day: int = 500_000,
+    lag: timedelta = timedelta(hours=1),
+    interval: timedelta = timedelta(minutes=5),
+    restarts_after: tuple[timedelta, ...] = (
+        timedelta(hours=3),
+        timedelta(hours=3, minutes=20),
+        timedelta(hours=3, minutes=40),
+    ),
+) -> Restart:
     """Duplicates a restart causes for a type at `per_day` records (each run restarts once)."""
     spacing = timedelta(days=1) / per_day
     span = max(restarts_after) + 3 * lag
@@ -157,12 +169,38 @@ async def restart(
         clock = _Clock(T0)
         cursors = {"realtime": T0, "lookback": T0 - lag}
         emitted: Counter[str] = Counter()
-        first = ExportCapture(jobs, "events", timedelta(hours=12), lag, interval, clock=clock)  # type: ignore[arg-type]
+        first = ExportCapture(
+            jobs,  # type: ignore[arg-type]  # a stand-in for ExportJobs
+            "events",
+            initial_window=timedelta(hours=12),
+            lag=lag,
+            interval=interval,
+            clock=clock,
+        )
         first.track(DATA_TYPE, T0)
-        await _run(first, clock, cursors, T0 + stop_at, interval, emitted, peak)
+        await _run(
+            first, clock, cursors=cursors, until=T0 + stop_at, tick=interval, emitted=emitted, peak=peak
+        )
         # The restart: a new process from the checkpointed cursors, with nothing in memory.
-        second = ExportCapture(jobs, "events", timedelta(hours=12), lag, interval, clock=clock)  # type: ignore[arg-type]
+        second = ExportCapture(
+            jobs,  # type: ignore[arg-type]  # a stand-in for ExportJobs
+            "events",
+            initial_window=timedelta(hours=12),
+            lag=lag,
+            interval=interval,
+            clock=clock,
+        )
         second.track(DATA_TYPE, cursors["realtime"])
-        await _run(second, clock, cursors, T0 + stop_at + 2 * lag + interval, interval, emitted, [0])
+        await _run(
+            second,
+            clock,
+            cursors=cursors,
+            until=T0 + stop_at + 2 * lag + interval,
+            tick=interval,
+            emitted=emitted,
+            peak=[0],
+        )
         duplicates.append(sum(n - 1 for n in emitted.values()))
-    return Restart(per_day, lag, int(lag / spacing), duplicates, peak[0])
+    return Restart(
+        per_day, lag, records_per_lag=int(lag / spacing), duplicates=duplicates, peak_remembered=peak[0]
+    )

@@ -34,7 +34,7 @@ async def run(scale: Scale, share: float | None) -> Backfill:
 async def _run(scale: Scale, sim: Simulator, share: float | None) -> Backfill:
     start = datetime.fromtimestamp(math.floor(sim.now() - DAYS * DAY), tz=UTC)
     advanced = {"event_types": BUSY, "late_data_lag": scale.duration(LATE_DATA_LAG)}
-    d = connector(sim, scale, advanced, share, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    d = connector(sim, scale, advanced=advanced, share=share, start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
     binds = await bindings(d, ["events"], scale.duration(INTERVAL))
     seen: dict[str, Any] = {}
 
@@ -66,7 +66,7 @@ async def _run(scale: Scale, sim: Simulator, share: float | None) -> Backfill:
     return Backfill(
         share,
         Traffic.between(sim, opened, seen["done"], ending_by=seen.get("cutoff", seen["done"])),
-        Traffic.between(sim, opened, seen["done"]),
-        scale.simulated(seen["done"] - opened) / 60,
-        scale.simulated(seen.get("first_doc", seen["done"]) - opened) / 60,
+        until_caught_up=Traffic.between(sim, opened, seen["done"]),
+        minutes=scale.simulated(seen["done"] - opened) / 60,
+        first_doc_minutes=scale.simulated(seen.get("first_doc", seen["done"]) - opened) / 60,
     )

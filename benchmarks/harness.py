@@ -9,8 +9,6 @@ from typing import Any
 from flow_driver import ConnectorDriver, bindings_from_discovered
 from iterable_simulator import DataSpec, Simulator, SimulatorConfig
 
-EXPORT_PATHS = ("/api/export/start", "/api/export/")
-
 
 def iso_seconds(seconds: float) -> str:
     """An ISO 8601 duration of whole milliseconds, which the connector's config accepts."""

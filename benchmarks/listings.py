@@ -47,7 +47,7 @@ async def _refreshed_cursor(stream: type[RefreshedStream], items: list[dict[str,
             yield item
 
     cursor: tuple[str | int] = RefreshCursor().encode()
-    async for doc in fetch_refreshed(stream, listing, LOG, cursor):
+    async for doc in fetch_refreshed(stream, listing, log=LOG, cursor=cursor):
         if isinstance(doc, tuple):
             cursor = doc
     return cursor
@@ -55,10 +55,17 @@ async def _refreshed_cursor(stream: type[RefreshedStream], items: list[dict[str,
 
 def _journeys(count: int) -> list[dict[str, Any]]:
     return [
-        {"id": 1_000_000 + i, "name": f"Journey {i}", "createdAt": NOW_MS - i * 60_000, "enabled": i % 3 > 0,
-         "isArchived": i % 5 == 0, "journeyType": "Journey", "triggerEventNames": ["purchase"]}
+        {
+            "id": 1_000_000 + i,
+            "name": f"Journey {i}",
+            "createdAt": NOW_MS - i * 60_000,
+            "enabled": i % 3 > 0,
+            "isArchived": i % 5 == 0,
+            "journeyType": "Journey",
+            "triggerEventNames": ["purchase"],
+        }
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 def _user_fields(count: int) -> list[dict[str, Any]]:
@@ -80,9 +87,18 @@ def _campaigns(count: int, unended: int, rng: random.Random) -> list[dict[str, A
             state, kind = transitional[i % len(transitional)], "Blast"
         else:
             state, kind = rng.choice(("Finished", "Aborted", "Archived", "Recalled")), "Blast"
-        out.append({"id": cid, "name": f"Campaign {cid}", "type": kind, "campaignState": state,
-                    "updatedAt": updated, "createdAt": updated - DAY_MS, "messageMedium": "Email",
-                    "templateId": cid + 1})  # fmt: skip
+        out.append(
+            {
+                "id": cid,
+                "name": f"Campaign {cid}",
+                "type": kind,
+                "campaignState": state,
+                "updatedAt": updated,
+                "createdAt": updated - DAY_MS,
+                "messageMedium": "Email",
+                "templateId": cid + 1,
+            }
+        )
     return out
 
 
@@ -101,7 +117,7 @@ class _CampaignsListing:
 
 
 async def _campaigns_cursor(listing: _CampaignsListing, cursor: tuple[str | int]) -> tuple[str | int]:
-    async for doc in campaigns_module.fetch_campaigns(listing, "https://x", LOG, cursor):  # type: ignore[arg-type]
+    async for doc in campaigns_module.fetch_campaigns(listing, "https://x", log=LOG, cursor=cursor):  # type: ignore[arg-type]
         if isinstance(doc, tuple):
             cursor = doc
     return cursor
@@ -122,18 +138,31 @@ class _CatalogsListing:
         if url.endswith("/catalogs"):
             names = [{"name": n} for n in self.names[(page - 1) * size : page * size]]
             more_names = page * size < len(self.names)
-            return orjson.dumps({"code": "Success", "params": {"catalogNames": names,
-                                                                "nextPageUrl": "n" if more_names else None}})  # fmt: skip
+            return orjson.dumps(
+                {
+                    "code": "Success",
+                    "params": {"catalogNames": names, "nextPageUrl": "n" if more_names else None},
+                }
+            )
         name = url.rsplit("/", 2)[1]
         first, last = (page - 1) * size, min(page * size, self.per_catalog)
         items = [
-            {"catalogName": name, "itemId": f"sku-{n:08d}", "lastModified": "2026-10-01T12:00:00Z", "size": 80,
-             "value": {"title": f"Product {n}", "price": n % 500, "inStock": n % 7 > 0}}
+            {
+                "catalogName": name,
+                "itemId": f"sku-{n:08d}",
+                "lastModified": "2026-10-01T12:00:00Z",
+                "size": 80,
+                "value": {"title": f"Product {n}", "price": n % 500, "inStock": n % 7 > 0},
+            }
             for n in range(first, last)
-        ]  # fmt: skip
+        ]
         more = last < self.per_catalog
-        return orjson.dumps({"code": "Success", "params": {"catalogItemsWithProperties": items,
-                                                            "nextPageUrl": "n" if more else None}})  # fmt: skip
+        return orjson.dumps(
+            {
+                "code": "Success",
+                "params": {"catalogItemsWithProperties": items, "nextPageUrl": "n" if more else None},
+            }
+        )
 
 
 async def _catalog_pass(items: CatalogItems, cursor: tuple[str | int]) -> tuple[str | int]:
@@ -145,9 +174,13 @@ async def _catalog_pass(items: CatalogItems, cursor: tuple[str | int]) -> tuple[
 
 
 async def measure_async(
-    journeys: int = 5_000, user_fields: int = 5_000, campaigns: int = 100_000, unended: int = 20_000,
-    catalogs: int = 300, catalog_items: int = 2_000_000,
-) -> dict[str, Any]:  # fmt: skip
+    journeys: int = 5_000,
+    user_fields: int = 5_000,
+    campaigns: int = 100_000,
+    unended: int = 20_000,
+    catalogs: int = 300,
+    catalog_items: int = 2_000_000,
+) -> dict[str, Any]:
     rng = random.Random(11)
     journey_items, field_items = _journeys(journeys), _user_fields(user_fields)
     journeys_cursor = await _refreshed_cursor(Journey, journey_items)

@@ -33,7 +33,7 @@ import orjson
 
 from flow_driver import ConnectorDriver, bindings_from_discovered, fold_checkpoint
 from iterable_simulator import DataSpec, Simulator
-from iterable_simulator.large import EventStream, LargeOrg, forget_downloaded_exports, install
+from iterable_simulator.large import BusyTypeEvents, LargeOrg, forget_downloaded_exports, install
 
 from source_iterable_native.models import CampaignsCursor
 
@@ -73,10 +73,17 @@ Until = Callable[[Session], bool]
 
 
 async def run_session(
-    d: ConnectorDriver, binds: list[dict[str, Any]], state: dict[str, Any], until: Until, *,
-    keys_of: str | None = None, kill: bool = False, timeout: float = 3600.0, sim: Simulator | None = None,
+    d: ConnectorDriver,
+    binds: list[dict[str, Any]],
+    state: dict[str, Any],
+    until: Until,
+    *,
+    keys_of: str | None = None,
+    kill: bool = False,
+    timeout: float = 3600.0,
+    sim: Simulator | None = None,
     progress: Callable[[Session], str] | None = None,
-) -> Session:  # fmt: skip
+) -> Session:
     """Run the connector until `until(session)` holds, then stop it (SIGKILL if `kill`, else SIGTERM).
     With `keys_of`, the documents of that binding keep their `_estuary_id` (committed and not)."""
     names = [b["resourceConfig"]["name"] for b in binds]
@@ -106,7 +113,7 @@ async def run_session(
             lines, rest = data[:cut].splitlines(), data[cut:]
             session.elapsed = time.monotonic() - started
             for line in lines:  # the condition is checked line by line: a kill lands mid-window
-                acks = _on_line(session, line, keyed, acks) or acks
+                acks = _on_line(session, line, keyed=keyed, acks=acks) or acks
                 if line.startswith(b'{"checkpoint"') and acks:
                     proc.stdin.write(ACK)
                 if until(session):
@@ -170,9 +177,16 @@ async def _tail(task: asyncio.Task[list[bytes]]) -> str:
 
 
 # -- simulator and connector set-up ---------------------------------------------------------------
-def large_simulator(scale: Scale, org: LargeOrg, history: timedelta) -> tuple[Simulator, EventStream]:
-    data = DataSpec(events={}, users=50, history_days=max(1, math.ceil(history / timedelta(days=1))),
-                    campaigns=5, late_fraction=0.0, catalogs=1, journeys=1)  # fmt: skip
+def large_simulator(scale: Scale, org: LargeOrg, history: timedelta) -> tuple[Simulator, BusyTypeEvents]:
+    data = DataSpec(
+        events={},
+        users=50,
+        history_days=max(1, math.ceil(history / timedelta(days=1))),
+        campaigns=5,
+        late_fraction=0.0,
+        catalogs=1,
+        journeys=1,
+    )
     sim = Simulator(iterable_like(scale, data))
     return sim, install(sim, org)
 
@@ -207,8 +221,12 @@ async def measure_state(scale: Scale, org: LargeOrg) -> StateResult:
     sim, _ = large_simulator(scale, org, DEFAULT_LAG)
     await sim.start()
     try:
-        d = connector(sim, scale, {"late_data_lag": scale.duration(DEFAULT_LAG)},
-                      start_date=start_date(scale, DEFAULT_LAG))  # fmt: skip
+        d = connector(
+            sim,
+            scale,
+            {"late_data_lag": scale.duration(DEFAULT_LAG)},
+            start_date=start_date(scale, DEFAULT_LAG),
+        )
         binds = bindings_from_discovered(
             (await d.discover()).raise_for_error("discover")
         )  # list_users is off
@@ -229,24 +247,40 @@ async def measure_state(scale: Scale, org: LargeOrg) -> StateResult:
             pending = [
                 n for n, v in (s.state.get("bindingStateV1") or {}).items() if (v or {}).get("backfill")
             ]
-            return (f"backfills pending {pending}, listings read {listings.all_read()}, "
-                    f"bindings with state {len(s.state.get('bindingStateV1') or {})}/{len(binds)}, docs {dict(s.docs)}")  # fmt: skip
+            return (
+                f"backfills pending {pending}, listings read {listings.all_read()}, "
+                f"bindings with state {len(s.state.get('bindingStateV1') or {})}/{len(binds)}, docs {dict(s.docs)}"
+            )
 
-        session = await run_session(d, binds, {}, until, timeout=3600, sim=sim, progress=progress)
+        session = await run_session(d, binds, state={}, until=until, timeout=3600, sim=sim, progress=progress)
     finally:
         await sim.stop()
     names = [b["resourceConfig"]["name"] for b in binds]
     per = {n: state_bytes(binding_state(session.state, n)) for n in names}
     ds = sim.data
-    items = {"campaigns": org.campaigns_not_ended, "journeys": len(ds.journeys), "user_fields": len(ds.user_fields),
-             "catalogs": len(ds.catalogs), "catalog_items": sum(len(v) for v in ds.catalogs.values())}  # fmt: skip
+    items = {
+        "campaigns": org.campaigns_not_ended,
+        "journeys": len(ds.journeys),
+        "user_fields": len(ds.user_fields),
+        "catalogs": len(ds.catalogs),
+        "catalog_items": sum(len(v) for v in ds.catalogs.values()),
+    }
     id_bytes = {
-        "campaigns": org.campaigns_not_ended * 7, "journeys": sum(len(str(j["id"])) for j in ds.journeys),
-        "user_fields": sum(len(n) for n in ds.user_fields), "catalogs": sum(len(n) for n in ds.catalogs),
+        "campaigns": org.campaigns_not_ended * 7,
+        "journeys": sum(len(str(j["id"])) for j in ds.journeys),
+        "user_fields": sum(len(n) for n in ds.user_fields),
+        "catalogs": sum(len(n) for n in ds.catalogs),
         "catalog_items": sum(len(v) for v in ds.catalogs.values()) * len("catalog_000-0000000"),
-    }  # fmt: skip
-    return StateResult(state_bytes(session.state), per, items, id_bytes, _watching(session.state),
-                       session.elapsed, session.peak_rss_mb)  # fmt: skip
+    }
+    return StateResult(
+        state_bytes(session.state),
+        per,
+        items=items,
+        id_bytes=id_bytes,
+        watching=_watching(session.state),
+        elapsed=session.elapsed,
+        peak_rss_mb=session.peak_rss_mb,
+    )
 
 
 def _duration(iso: str) -> timedelta:
@@ -316,14 +350,21 @@ class CatalogResult:
 async def measure_catalog_items(org: LargeOrg) -> CatalogResult:
     scale = Scale(1.0)  # Iterable's own clock: 100 catalog requests per second
     total = org.catalog_items
-    with_items = await _catalog_run(scale, org, ["catalogs", "catalog_items"], total)
-    without = await _catalog_run(scale, org, ["catalogs"], 0)
+    with_items = await _catalog_run(scale, org, only=["catalogs", "catalog_items"], items=total)
+    without = await _catalog_run(scale, org, only=["catalogs"], items=0)
     sim, session = with_items
     log = [e for e in sim.request_log if CATALOG_ITEMS_PATH.match(e["path"])]
     sizes = sorted({int(dict(e["query"]).get("pageSize", 0)) for e in log})
     pass_s = log[-1]["t"] - log[0]["t"] if log else 0.0
-    return CatalogResult(session.docs["catalog_items"], len(log), sizes, sum(e["status"] == 429 for e in log),
-                         pass_s, session.peak_rss_mb, without[1].peak_rss_mb)  # fmt: skip
+    return CatalogResult(
+        session.docs["catalog_items"],
+        len(log),
+        page_sizes=sizes,
+        rate_limited=sum(e["status"] == 429 for e in log),
+        pass_s=pass_s,
+        peak_rss_mb=session.peak_rss_mb,
+        peak_rss_without_mb=without[1].peak_rss_mb,
+    )
 
 
 async def _catalog_run(scale: Scale, org: LargeOrg, only: list[str], items: int) -> tuple[Simulator, Session]:
@@ -335,8 +376,8 @@ async def _catalog_run(scale: Scale, org: LargeOrg, only: list[str], items: int)
         session = await run_session(
             d,
             binds,
-            {},
-            lambda s: s.docs[only[-1]] >= max(items, 1) and s.since_checkpoint == 0,
+            state={},
+            until=lambda s: s.docs[only[-1]] >= max(items, 1) and s.since_checkpoint == 0,
             timeout=3600,
         )
     finally:
@@ -360,18 +401,25 @@ async def measure_memory(scale: Scale, org: LargeOrg, lag: timedelta) -> MemoryR
     try:
         expected = round(org.events_per_day * lag / timedelta(days=1))
         window = lag * min(1.0, 200_000 / max(1, expected))  # export jobs of at most ~200,000 records
-        d = connector(sim, scale, {"event_types": [org.busy_event_type], "late_data_lag": scale.duration(lag),
-                                   "window_size": iso_seconds(max(1.0, scale.wall(window.total_seconds())))},
-                      start_date=start_date(scale, lag))  # fmt: skip
+        d = connector(
+            sim,
+            scale,
+            {
+                "event_types": [org.busy_event_type],
+                "late_data_lag": scale.duration(lag),
+                "window_size": iso_seconds(max(1.0, scale.wall(window.total_seconds()))),
+            },
+            start_date=start_date(scale, lag),
+        )
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
 
         def until(s: Session) -> bool:
             return backfills_done(s.state) and s.docs["events"] >= expected and s.since_checkpoint == 0
 
-        session = await run_session(d, binds, {}, until, timeout=3600, sim=sim)
+        session = await run_session(d, binds, state={}, until=until, timeout=3600, sim=sim)
     finally:
         await sim.stop()
-    return MemoryResult(lag, session.docs["events"], session.peak_rss_mb, session.elapsed)
+    return MemoryResult(lag, session.docs["events"], peak_rss_mb=session.peak_rss_mb, elapsed=session.elapsed)
 
 
 # -- 4. duplicates of a restart ---------------------------------------------------------------------
@@ -390,8 +438,12 @@ async def measure_restart(scale: Scale, org: LargeOrg) -> RestartResult:
     sim, stream = large_simulator(scale, org, lag * 2)
     await sim.start()
     try:
-        d = connector(sim, scale, {"event_types": [org.busy_event_type], "late_data_lag": scale.duration(lag)},
-                      start_date=start_date(scale, lag))  # fmt: skip
+        d = connector(
+            sim,
+            scale,
+            {"event_types": [org.busy_event_type], "late_data_lag": scale.duration(lag)},
+            start_date=start_date(scale, lag),
+        )
         binds = await bindings(d, ["events"], scale.duration(timedelta(minutes=5)))
         run_for = scale.wall(lag.total_seconds())
         half_window = max(1, round(org.events_per_day * timedelta(minutes=5) / timedelta(days=1) / 2))
@@ -403,13 +455,18 @@ async def measure_restart(scale: Scale, org: LargeOrg) -> RestartResult:
             )
 
         first = await run_session(
-            d, binds, {}, mid_stream, keys_of="events", kill=True, timeout=3600, sim=sim
+            d, binds, state={}, until=mid_stream, keys_of="events", kill=True, timeout=3600, sim=sim
         )
         resumed_at = time.monotonic()
         second = await run_session(
-            d, binds, first.state, lambda s: time.monotonic() - resumed_at > 2.2 * run_for,
-            keys_of="events", timeout=3600, sim=sim,
-        )  # fmt: skip
+            d,
+            binds,
+            state=first.state,
+            until=lambda s: time.monotonic() - resumed_at > 2.2 * run_for,
+            keys_of="events",
+            timeout=3600,
+            sim=sim,
+        )
     finally:
         await sim.stop()
     committed, uncommitted = set(first.committed_keys), set(first.pending_keys) - set(first.committed_keys)
@@ -417,10 +474,12 @@ async def measure_restart(scale: Scale, org: LargeOrg) -> RestartResult:
     now = time.time()
     return RestartResult(
         lag_records=stream.between(now - scale.wall(lag.total_seconds()), now),
-        first_committed=len(first.committed_keys), first_uncommitted=len(first.pending_keys),
-        second_docs=sum(again.values()), duplicates_committed=sum(n for k, n in again.items() if k in committed),
+        first_committed=len(first.committed_keys),
+        first_uncommitted=len(first.pending_keys),
+        second_docs=sum(again.values()),
+        duplicates_committed=sum(n for k, n in again.items() if k in committed),
         duplicates_uncommitted=sum(n for k, n in again.items() if k in uncommitted),
-    )  # fmt: skip
+    )
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -447,7 +506,7 @@ async def run(scale: Scale, size: float, parts: set[str]) -> None:
     if "memory" in parts:
         low = await measure_memory(busy, org, DEFAULT_LAG)
         high = await measure_memory(busy, org, timedelta(days=1))
-        print(_memory_table(low, high, org, full), flush=True)
+        print(_memory_table(low, high, org=org, full=full), flush=True)
     if "restart" in parts:
         print(_restart_table(await measure_restart(busy, org)), flush=True)
 
@@ -484,8 +543,9 @@ def _state_table(r: StateResult, org: LargeOrg) -> str:
         f"4a. State after the first full pass of every binding ({r.elapsed:.0f} s wall, connector peak RSS "
         f"{r.peak_rss_mb:.0f} MB). Per item: state bytes / items; beyond id: minus the ids' own characters; "
         "target ≤ 16 B beyond id",
-        ["state", "bytes", "budget", "B / item", "B / item beyond id"], rows,
-    )  # fmt: skip
+        ["state", "bytes", "budget", "B / item", "B / item beyond id"],
+        rows,
+    )
 
 
 def _catalog_table(r: CatalogResult, org: LargeOrg, full: LargeOrg) -> str:
@@ -496,13 +556,20 @@ def _catalog_table(r: CatalogResult, org: LargeOrg, full: LargeOrg) -> str:
         ["catalog items requests / page size", f"{r.requests:,} / {r.page_sizes}", "page size 1000"],
         ["429s", r.rate_limited, 0],
         ["one full pass (wall s, 100 req/s enforced)", f"{r.pass_s:.1f}", ""],
-        ["  at 2,000,000 items: requests / their floor at 100 req/s (s)",
-         f"{r.requests * factor:,.0f} / {r.requests * factor / 100:.0f}", ""],
+        [
+            "  at 2,000,000 items: requests / their floor at 100 req/s (s)",
+            f"{r.requests * factor:,.0f} / {r.requests * factor / 100:.0f}",
+            "",
+        ],
         ["  at 2,000,000 items: this pass's time × size (s)", f"{r.pass_s * factor:.0f}", ""],
-        ["peak RSS with / without catalog_items (MB)", f"{r.peak_rss_mb:.1f} / {r.peak_rss_without_mb:.1f}", ""],
+        [
+            "peak RSS with / without catalog_items (MB)",
+            f"{r.peak_rss_mb:.1f} / {r.peak_rss_without_mb:.1f}",
+            "",
+        ],
         ["catalog_items memory per item (B)", f"{per_item:.0f}", "≤ 64"],
         ["  at 2,000,000 items (MB)", f"{per_item * full.catalog_items / 2**20:.0f}", ""],
-    ]  # fmt: skip
+    ]
     return table("4b. Catalog items: one full pass at time scale 1", ["measure", "result", "target"], rows)
 
 
@@ -515,28 +582,60 @@ def _memory_table(low: MemoryResult, high: MemoryResult, org: LargeOrg, full: La
 
     full_day = full.events_per_day
     rows: list[list[Any]] = [
-        [f"late_data_lag {_iso(low.lag)}: records remembered", f"{low.records:,}", "", f"{low.peak_rss_mb:.1f}"],
-        [f"late_data_lag {_iso(high.lag)}: records remembered", f"{high.records:,}", "", f"{high.peak_rss_mb:.1f}"],
+        [
+            f"late_data_lag {_iso(low.lag)}: records remembered",
+            f"{low.records:,}",
+            "",
+            f"{low.peak_rss_mb:.1f}",
+        ],
+        [
+            f"late_data_lag {_iso(high.lag)}: records remembered",
+            f"{high.records:,}",
+            "",
+            f"{high.peak_rss_mb:.1f}",
+        ],
         ["bytes per remembered record (RSS slope)", f"{slope:.0f}", "≤ 32", ""],
-        [f"PT1H at {full_day:,}/day: {full_day // 24:,} records (extrapolated)", "", "≤ 150 MB", f"{at(full_day / 24):.0f}"],
-        [f"P1D at {full_day:,}/day: {full_day:,} records (extrapolated)", "", "≤ 300 MB", f"{at(full_day):.0f}"],
-    ]  # fmt: skip
+        [
+            f"PT1H at {full_day:,}/day: {full_day // 24:,} records (extrapolated)",
+            "",
+            "≤ 150 MB",
+            f"{at(full_day / 24):.0f}",
+        ],
+        [
+            f"P1D at {full_day:,}/day: {full_day:,} records (extrapolated)",
+            "",
+            "≤ 300 MB",
+            f"{at(full_day):.0f}",
+        ],
+    ]
     return table(
         f"4c. Memory of the busy type ({org.events_per_day:,}/day), backfilling exactly one lag so every "
-        "record is remembered", ["measure", "value", "target", "peak RSS (MB)"], rows,
-    )  # fmt: skip
+        "record is remembered",
+        ["measure", "value", "target", "peak RSS (MB)"],
+        rows,
+    )
 
 
 def _restart_table(r: RestartResult) -> str:
     rows: list[list[Any]] = [
-        ["first session: committed / not yet committed at the kill", f"{r.first_committed:,} / {r.first_uncommitted:,}", ""],
+        [
+            "first session: committed / not yet committed at the kill",
+            f"{r.first_committed:,} / {r.first_uncommitted:,}",
+            "",
+        ],
         ["second session: documents (2.2 lags)", f"{r.second_docs:,}", ""],
         ["re-emitted that were not yet committed (at-least-once)", f"{r.duplicates_uncommitted:,}", ""],
-        ["re-emitted that were already committed (the restart's cost)", f"{r.duplicates_committed:,}",
-         f"≤ one lag: {r.lag_records:,}"],
-    ]  # fmt: skip
-    return table("4d. Restart of the busy type: SIGKILL mid-stream, resumed from the last checkpoint",
-                 ["measure", "documents", "target"], rows)  # fmt: skip
+        [
+            "re-emitted that were already committed (the restart's cost)",
+            f"{r.duplicates_committed:,}",
+            f"≤ one lag: {r.lag_records:,}",
+        ],
+    ]
+    return table(
+        "4d. Restart of the busy type: SIGKILL mid-stream, resumed from the last checkpoint",
+        ["measure", "documents", "target"],
+        rows,
+    )
 
 
 def _iso(lag: timedelta) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 
 from iterable_simulator import DataSpec, Simulator
+from iterable_simulator.data import LightUsers
 
-from .dense import ACK, CAPTURED, CHUNK, _drain, cpu_seconds, peak_rss_mb
+from .dense import ACK, CAPTURED, CHUNK, drain, cpu_seconds, peak_rss_mb
 from .harness import Scale, Traffic, bindings, connector, iterable_like
 
 HISTORY_DAYS = 3 * 365
@@ -39,9 +40,17 @@ class UsersBackfill:
 
 def project(users: int) -> DataSpec:
     return DataSpec(
-        users=users, light_users=True, history_days=HISTORY_DAYS, events={}, lists=0, campaigns=5,
-        journeys=0, catalogs=0, experiments=0, late_fraction=0.0,
-    )  # fmt: skip
+        users=users,
+        light_users=True,
+        history_days=HISTORY_DAYS,
+        events={},
+        lists=0,
+        campaigns=5,
+        journeys=0,
+        catalogs=0,
+        experiments=0,
+        late_fraction=0.0,
+    )
 
 
 async def run(scale: Scale, users: int, capture_all_users: bool) -> UsersBackfill:
@@ -54,12 +63,21 @@ async def run(scale: Scale, users: int, capture_all_users: bool) -> UsersBackfil
         documents, cutoff, peak, cpu = await _until_backfilled(d, binds)
         done_at = sim.now()
         start = sim.now() - 30 * 86_400 if not capture_all_users else float("-inf")
-        in_range = sum(1 for c in sim.data.users.cursors if start <= c < cutoff)  # type: ignore[union-attr]
+        assert isinstance(sim.data.users, LightUsers)
+        in_range = sum(1 for c in sim.data.users.cursors if start <= c < cutoff)
         traffic = Traffic.between(sim, opened_at, done_at, ending_by=cutoff)
         return UsersBackfill(
-            users, capture_all_users, in_range, documents, traffic.jobs, traffic.export_requests,
-            traffic.rate_limited, scale.simulated(done_at - opened_at) / 60, peak, cpu,
-        )  # fmt: skip
+            users,
+            capture_all_users,
+            in_range=in_range,
+            documents=documents,
+            jobs=traffic.jobs,
+            export_requests=traffic.export_requests,
+            rate_limited=traffic.rate_limited,
+            simulated_minutes=scale.simulated(done_at - opened_at) / 60,
+            peak_rss_mb=peak,
+            cpu_s=cpu,
+        )
     finally:
         await sim.stop()
 
@@ -71,7 +89,7 @@ async def _until_backfilled(d: Any, binds: list[dict[str, Any]]) -> tuple[int, f
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(orjson.dumps(d.open_request(binds, {}, 300)) + b"\n")
     await proc.stdin.drain()
-    stderr = asyncio.create_task(_drain(proc.stderr))
+    stderr = asyncio.create_task(drain(proc.stderr))
     seen, rest, acks, cutoff, done = 0, b"", False, None, False
     try:
         while not done:
@@ -118,15 +136,34 @@ def _users_backfill(message: dict[str, Any]) -> Any:
 
 def rows(results: list[UsersBackfill]) -> list[list[Any]]:
     return [
-        [f"{r.users:,}", "2013 (capture_all_users)" if r.capture_all_users else "start_date, 30 days",
-         r.in_range, r.documents, r.jobs, r.export_requests, r.rate_limited, r.simulated_minutes,
-         r.peak_rss_mb, r.cpu_s]
+        [
+            f"{r.users:,}",
+            "2013 (capture_all_users)" if r.capture_all_users else "start_date, 30 days",
+            r.in_range,
+            r.documents,
+            r.jobs,
+            r.export_requests,
+            r.rate_limited,
+            r.simulated_minutes,
+            r.peak_rss_mb,
+            r.cpu_s,
+        ]
         for r in results
-    ]  # fmt: skip
+    ]
 
 
-HEADER = ["users", "backfill from", "users in range", "documents", "export jobs", "export requests", "429s",
-          "sim. minutes", "peak RSS (MB)", "connector CPU (s)"]  # fmt: skip
+HEADER = [
+    "users",
+    "backfill from",
+    "users in range",
+    "documents",
+    "export jobs",
+    "export requests",
+    "429s",
+    "sim. minutes",
+    "peak RSS (MB)",
+    "connector CPU (s)",
+]
 
 
 async def main(scale: Scale, sizes: list[int]) -> list[UsersBackfill]:

@@ -31,15 +31,23 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
-    data = DataSpec(history_days=args.history_days, users=args.users, campaigns=args.campaigns,
-                    late_fraction=args.late_fraction)  # fmt: skip
+    data = DataSpec(
+        history_days=args.history_days,
+        users=args.users,
+        campaigns=args.campaigns,
+        late_fraction=args.late_fraction,
+    )
     if args.events is not None:
         data.events = dict(args.events)
     return SimulatorConfig(
-        seed=args.seed, api_key=args.api_key, project_type=args.project_type, data=data,
-        time_scale=args.time_scale, enforce_rate_limits=not args.no_rate_limits,
+        seed=args.seed,
+        api_key=args.api_key,
+        project_type=args.project_type,
+        data=data,
+        time_scale=args.time_scale,
+        enforce_rate_limits=not args.no_rate_limits,
         export_truncate_above_records=args.truncate_above,
-    )  # fmt: skip
+    )
 
 
 async def _serve(args: argparse.Namespace) -> None:

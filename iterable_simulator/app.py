@@ -7,8 +7,8 @@ import csv
 import math
 import io
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -18,14 +18,12 @@ from multidict import MultiMapping
 from . import responses as r
 from . import timefmt
 from .data import CAMPAIGN_STATES, METRIC_COLUMNS, TEMPLATE_MEDIUMS, TEMPLATE_TYPES, canonical_data_type
-from .exports import ACTIVE_STATES, ExportJob, JobState
+from .exports import ACTIVE_STATES, ExportJob, JobState, RenderedLines
 from .faults import Fault
 from .limits import bucket_for
+from .state import SimulatorState
 
-if TYPE_CHECKING:
-    from .simulator import Simulator
-
-SIM: web.AppKey[Simulator] = web.AppKey("simulator")
+SIM: web.AppKey[SimulatorState] = web.AppKey("simulator")
 LOG_ENTRY: web.RequestKey[dict[str, Any]] = web.RequestKey("log_entry", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,9 +37,10 @@ MAX_QUERY_CHARS = 8000
 METRICS_DEFAULT_WINDOW = ("2018-06-25", "2018-07-25")
 EXPORT_FORMAT = "application/x-json-stream"
 EMPTY_LINE_RATE = 0.03
+STREAMED_LINES = 500  # lines rendered per write of a lazily generated export file
 
 
-def build_app(sim: Simulator) -> web.Application:
+def build_app(sim: SimulatorState) -> web.Application:
     app = web.Application(middlewares=[_middleware])
     app[SIM] = sim
     get = app.router.add_get
@@ -79,12 +78,17 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     bucket = bucket_for(request.method, request.path, sim.config.export_reading)
     headers = request.headers
     entry: dict[str, Any] = {
-        "t": sim.now(), "method": request.method, "path": request.path, "query": list(request.query.items()),
-        "status": None, "api_key_present": "Api-Key" in headers or "Api_Key" in headers, "bucket": bucket,
-    }  # fmt: skip
+        "t": sim.now(),
+        "method": request.method,
+        "path": request.path,
+        "query": list(request.query.items()),
+        "status": None,
+        "api_key_present": "Api-Key" in headers or "Api_Key" in headers,
+        "bucket": bucket,
+    }
     request[LOG_ENTRY] = entry
     try:
-        response = await _dispatch(request, handler, bucket, entry)
+        response = await _dispatch(request, handler, bucket=bucket, entry=entry)
         entry["status"] = response.status
         return response
     finally:
@@ -215,7 +219,7 @@ def _sorted(
     return present + [i for i in items if key not in i]
 
 
-def _page(request: web.Request, items: list[Any], page: int, size: int) -> list[Any]:
+def _page(request: web.Request, items: Sequence[Any], page: int, size: int) -> Sequence[Any]:
     """One page of a page-number listing; a page after the first may shift (the listing fault)."""
     start = (page - 1) * size
     if page > 1:
@@ -228,14 +232,15 @@ def _page(request: web.Request, items: list[Any], page: int, size: int) -> list[
     return items[start : start + size]
 
 
-def _paged(request: web.Request, key: str, total_key: str, items: list[dict[str, Any]],
-           limits: tuple[int, int]) -> web.Response:  # fmt: skip
+def _paged(
+    request: web.Request, key: str, total_key: str, items: list[dict[str, Any]], limits: tuple[int, int]
+) -> web.Response:
     paging = _page_params(request.query, limits)
     if paging is None:
         return r.json_response({key: items})
     page, size = paging
-    body: dict[str, Any] = {key: _page(request, items, page, size)}
-    body.update(_page_urls(request, page, size, len(items)))
+    body: dict[str, Any] = {key: _page(request, items, page=page, size=size)}
+    body.update(_page_urls(request, page, size=size, total=len(items)))
     body[total_key] = len(items)
     return r.json_response(body)
 
@@ -276,8 +281,10 @@ async def _templates(request: web.Request) -> web.Response:
         for t in templates
         if (start is None or t["createdAt"] >= start * 1000) and (end is None or t["createdAt"] < end * 1000)
     ]
-    items = _sorted(items, q.get("sort"), ("id", "name", "createdAt", "updatedAt"), "templateId")
-    return _paged(request, "templates", "totalTemplatesCount", items, TEMPLATES_PAGE)
+    items = _sorted(
+        items, q.get("sort"), allowed=("id", "name", "createdAt", "updatedAt"), id_key="templateId"
+    )
+    return _paged(request, "templates", total_key="totalTemplatesCount", items=items, limits=TEMPLATES_PAGE)
 
 
 def _campaign_listing(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
@@ -288,9 +295,12 @@ def _campaign_listing(request: web.Request, items: list[dict[str, Any]]) -> web.
     if states:
         items = [c for c in items if c["campaignState"] in states]
     items = _sorted(
-        items, request.query.get("sort"), ("id", "name", "createdAt", "updatedAt", "startAt"), "id"
+        items,
+        request.query.get("sort"),
+        allowed=("id", "name", "createdAt", "updatedAt", "startAt"),
+        id_key="id",
     )
-    return _paged(request, "campaigns", "totalCampaignsCount", items, CAMPAIGNS_PAGE)
+    return _paged(request, "campaigns", total_key="totalCampaignsCount", items=items, limits=CAMPAIGNS_PAGE)
 
 
 @_handles_bad_request
@@ -325,14 +335,14 @@ async def _journeys(request: web.Request) -> web.Response:
     items = request.app[SIM].records("journeys")
     # Archived journeys are returned only when asked for explicitly.
     items = [j for j in items if j["isArchived"] == ("Archived" in states)]
-    items = _sorted(items, q.get("sort"), ("id", "name", "createdAt", "updatedAt"), "id")
+    items = _sorted(items, q.get("sort"), allowed=("id", "name", "createdAt", "updatedAt"), id_key="id")
     paging = _page_params(q, JOURNEYS_PAGE) or (1, JOURNEYS_PAGE[0])
     page, size = paging
     body: dict[str, Any] = {
-        "journeys": _page(request, items, page, size),
+        "journeys": _page(request, items, page=page, size=size),
         "totalJourneysCount": len(items),
     }
-    body.update(_page_urls(request, page, size, len(items)))
+    body.update(_page_urls(request, page, size=size, total=len(items)))
     return r.json_response(body)
 
 
@@ -346,10 +356,10 @@ async def _catalogs(request: web.Request) -> web.Response:
     names = [{"name": n} for n in request.app[SIM].data.catalogs]
     page, size = _page_params(request.query, CATALOGS_PAGE) or (1, CATALOGS_PAGE[0])
     params: dict[str, Any] = {
-        "catalogNames": _page(request, names, page, size),
+        "catalogNames": _page(request, names, page=page, size=size),
         "totalCatalogsCount": len(names),
     }
-    params.update(_page_urls(request, page, size, len(names)))
+    params.update(_page_urls(request, page, size=size, total=len(names)))
     return _success(params)
 
 
@@ -359,9 +369,11 @@ async def _catalog_items(request: web.Request) -> web.Response:
     if items is None:
         return r.not_found("Catalog not found")
     page, size = _page_params(request.query, CATALOGS_PAGE) or (1, CATALOGS_PAGE[0])
-    params: dict[str, Any] = {"catalogItemsWithProperties": _page(request, items, page, size),
-                              "totalItemsCount": len(items)}  # fmt: skip
-    params.update(_page_urls(request, page, size, len(items)))
+    params: dict[str, Any] = {
+        "catalogItemsWithProperties": _page(request, items, page=page, size=size),
+        "totalItemsCount": len(items),
+    }
+    params.update(_page_urls(request, page, size=size, total=len(items)))
     return _success(params)
 
 
@@ -412,7 +424,7 @@ async def _experiment_metrics(request: web.Request) -> web.Response:
     sim = request.app[SIM]
     experiment_ids, campaign_ids = _ids(request.query, "experimentId"), _ids(request.query, "campaignId")
     start, end = _metrics_window(request.query)
-    header, table = sim.experiment_metrics_table(experiment_ids, campaign_ids, start, end)
+    header, table = sim.experiment_metrics_table(experiment_ids, campaign_ids, start=start, end=end)
     return r.csv_response(_csv(header, table))
 
 
@@ -426,7 +438,7 @@ def _list_id(request: web.Request) -> int:
     return list_id
 
 
-def _member_lines(sim: Simulator, list_id: int, prefer_user_id: bool) -> list[str]:
+def _member_lines(sim: SimulatorState, list_id: int, prefer_user_id: bool) -> list[str]:
     lines = [sim.data.member_line(m, prefer_user_id) for m in sim.data.members[list_id]]
     sim.rng.shuffle(lines)  # order differs between calls
     out: list[str] = []
@@ -511,7 +523,7 @@ async def _export_start(request: web.Request) -> web.Response:
     return r.json_response({"jobId": job.id})
 
 
-def _create_job(sim: Simulator, body: dict[str, Any]) -> ExportJob:
+def _create_job(sim: SimulatorState, body: dict[str, Any]) -> ExportJob:
     requested = str(body.get("dataTypeName") or "")
     if requested.lower() in {name.lower() for name in sim.config.export_refused_data_types}:
         raise BadRequest(f"Invalid dataTypeName: {requested}")
@@ -529,10 +541,18 @@ def _create_job(sim: Simulator, body: dict[str, Any]) -> ExportJob:
     fail, requeue = sim.faults.take_job_fault(sim.rng)
     never_ends = sim.faults.take_never_ending()
     job = sim.exports.create(
-        sim.now(), data_type=data_type, start=start, end=end, created_by_connector=True, campaign_id=campaign_id,
-        only_fields=_fields(body, "onlyFields"), omit_fields=_fields(body, "omitFields"),
-        fail_planned=fail, requeue_planned=requeue, fixed_duration=math.inf if never_ends else None,
-    )  # fmt: skip
+        sim.now(),
+        data_type=data_type,
+        start=start,
+        end=end,
+        created_by_connector=True,
+        campaign_id=campaign_id,
+        only_fields=_fields(body, "onlyFields"),
+        omit_fields=_fields(body, "omitFields"),
+        fail_planned=fail,
+        requeue_planned=requeue,
+        fixed_duration=math.inf if never_ends else None,
+    )
     if sim.faults.take_foreign_start():
         sim.create_foreign_job(data_type, start, end)
     return job
@@ -557,12 +577,14 @@ async def _export_files(request: web.Request) -> web.Response:
     now = sim.now()
     after = request.query.get("startAfter", "")
     files = [f for f in job.files_available(now) if f.name > after][: sim.config.export_files_page_size]
-    return r.json_response({
-        "jobId": job.id,
-        "jobState": job.state.value,
-        "exportTruncated": job.truncated and job.state is JobState.COMPLETED,
-        "files": [{"file": f.name, "url": sim.issue_file_url(job.id, f.name, now)} for f in files],
-    })  # fmt: skip
+    return r.json_response(
+        {
+            "jobId": job.id,
+            "jobState": job.state.value,
+            "exportTruncated": job.truncated and job.state is JobState.COMPLETED,
+            "files": [{"file": f.name, "url": sim.issue_file_url(job.id, f.name, now)} for f in files],
+        }
+    )
 
 
 async def _export_jobs(request: web.Request) -> web.Response:
@@ -573,8 +595,12 @@ async def _export_jobs(request: web.Request) -> web.Response:
     for job in sim.exports.jobs.values():
         if not job.project_visible or (wanted and job.state.value != wanted.lower()):
             continue
-        entry: dict[str, Any] = {"id": job.id, "dataTypeName": job.data_type, "jobState": job.state.value,
-                                 "scheduledStartTime": timefmt.iso_offset_str(job.created_at)}  # fmt: skip
+        entry: dict[str, Any] = {
+            "id": job.id,
+            "dataTypeName": job.data_type,
+            "jobState": job.state.value,
+            "scheduledStartTime": timefmt.iso_offset_str(job.created_at),
+        }
         if job.ended_at is not None:
             entry["endTime"] = timefmt.iso_offset_str(job.ended_at)
         entry["bytesExported"] = job.bytes_exported()
@@ -594,7 +620,7 @@ async def _export_cancel(request: web.Request) -> web.Response:
     return r.json_response({"msg": f"Cancelled job {job.id}", "code": "Success", "params": None})
 
 
-async def _export_file(request: web.Request) -> web.Response:
+async def _export_file(request: web.Request) -> web.StreamResponse:
     """A pre-signed S3-style download: no Api-Key needed, expires after file_url_expiry_s."""
     sim = request.app[SIM]
     now = sim.now()
@@ -609,4 +635,19 @@ async def _export_file(request: web.Request) -> web.Response:
         return r.s3_expired(int(round(issued.expires_at - issued.issued_at)), issued.expires_at, now)
     job = sim.exports.jobs[issued.job_id]
     export_file = next(f for f in job.files if f.name == name)
+    if isinstance(export_file.lines, RenderedLines) and "fault" not in request[LOG_ENTRY]:
+        return await _stream_rendered(request, export_file.lines, export_file.size)
     return web.Response(body=export_file.body, content_type="application/octet-stream")
+
+
+async def _stream_rendered(request: web.Request, lines: RenderedLines, size: int) -> web.StreamResponse:
+    """A file of lazily generated records, sent as S3 sends: its length first, then its bytes as
+    they are rendered (a file being dropped or failed by a fault is sent whole instead)."""
+    response = web.StreamResponse()
+    response.content_type = "application/octet-stream"
+    response.content_length = size
+    await response.prepare(request)
+    for start in range(0, len(lines), STREAMED_LINES):
+        await response.write(b"".join(line + b"\n" for line in lines[start : start + STREAMED_LINES]))
+    await response.write_eof()
+    return response

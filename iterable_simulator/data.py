@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import bisect
-import functools
 import json
-import math
 import random
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-import orjson
-
 from . import timefmt
 from .config import DataSpec
+from .stored import Stored
+from .streams import EventStream
 
 DAY = 86400.0
 
@@ -41,9 +39,18 @@ DATA_TYPES: tuple[str, ...] = ("user", *EVENT_TYPES)
 _DATA_TYPE_BY_LOWER = {name.lower(): name for name in DATA_TYPES}
 
 CAMPAIGN_STATES = (
-    "Draft", "Ready", "Scheduled", "Running", "Finished", "Starting", "Aborted", "Recurring", "Archived",
-    "Recalling", "Recalled",
-)  # fmt: skip
+    "Draft",
+    "Ready",
+    "Scheduled",
+    "Running",
+    "Finished",
+    "Starting",
+    "Aborted",
+    "Recurring",
+    "Archived",
+    "Recalling",
+    "Recalled",
+)
 _LAUNCHED_STATES = {"Starting", "Running", "Finished", "Aborted", "Recalling", "Recalled", "Recurring"}
 _ENDED_STATES = {"Finished", "Aborted", "Recalled"}
 TEMPLATE_TYPES = ("Base", "Blast", "Triggered", "Workflow")
@@ -70,17 +77,36 @@ _CUSTOM_EVENTS = ("appLaunch", "addToCart", "viewedProduct", "searched", "trialS
 # Metric columns in the order Iterable's CSV uses; which ones apply depends on the medium.
 _METRICS_BY_MEDIUM: dict[str, tuple[str, ...]] = {
     "Email": (
-        "Total Email Sends", "Total Emails Delivered", "Unique Email Opens", "Total Email Opens",
-        "Total Email Opens (filtered)", "Unique Email Clicks", "Total Emails Clicked", "Total Emails Bounced",
-        "Total Complaints", "Total Unsubscribes", "Revenue / M (Email)",
+        "Total Email Sends",
+        "Total Emails Delivered",
+        "Unique Email Opens",
+        "Total Email Opens",
+        "Total Email Opens (filtered)",
+        "Unique Email Clicks",
+        "Total Emails Clicked",
+        "Total Emails Bounced",
+        "Total Complaints",
+        "Total Unsubscribes",
+        "Revenue / M (Email)",
     ),
-    "Push": ("Total Pushes Sent", "Total Pushes Delivered", "Total Push Opens", "Unique Push Opens",
-             "Total Pushes Bounced", "Total Unsubscribes"),
+    "Push": (
+        "Total Pushes Sent",
+        "Total Pushes Delivered",
+        "Total Push Opens",
+        "Unique Push Opens",
+        "Total Pushes Bounced",
+        "Total Unsubscribes",
+    ),
     "WebPush": ("Total Web Pushes Sent", "Total Web Push Clicks", "Unique Web Push Clicks"),
-    "SMS": ("Total SMS Sent", "Total SMS Delivered", "Total SMS Clicks", "Total SMS Bounced",
-            "Total Unsubscribes"),
+    "SMS": (
+        "Total SMS Sent",
+        "Total SMS Delivered",
+        "Total SMS Clicks",
+        "Total SMS Bounced",
+        "Total Unsubscribes",
+    ),
     "InApp": ("Total In-app Sent", "Total In-app Opens", "Total In-app Clicks", "Total In-app Closes"),
-}  # fmt: skip
+}
 _SHARED_METRICS = ("Revenue", "Total Purchases", "Average Order Value", "Sum of Custom Conversions")
 METRIC_COLUMNS: tuple[str, ...] = tuple(
     dict.fromkeys([c for cols in _METRICS_BY_MEDIUM.values() for c in cols] + list(_SHARED_METRICS))
@@ -107,26 +133,6 @@ def medium_of_event(data_type: str) -> str:
     return "Email"
 
 
-@dataclass
-class Stored:
-    """A record as exported, with its cursor instant and the time it becomes visible to exports."""
-
-    data: dict[str, Any]
-    cursor: float
-    visible_at: float
-    _encoded: bytes | None = None
-    hidden_at: float = math.inf
-    """When a later version of the same user became visible and replaced this one."""
-
-    def visible(self, at: float) -> bool:
-        return self.visible_at <= at < self.hidden_at
-
-    def encoded(self) -> bytes:
-        if self._encoded is None:
-            self._encoded = orjson.dumps(self.data)
-        return self._encoded
-
-
 class LightUsers(Sequence[Stored]):
     """Users held as their sorted `profileUpdatedAt` instants alone (whole seconds, 8 bytes each);
     each record (email, itblUserId, profileUpdatedAt) is rendered when read. Read-only."""
@@ -151,9 +157,6 @@ class LightUsers(Sequence[Stored]):
             raise IndexError(index)
         return self._user(index)
 
-    def sort(self, key: Any = None) -> None:
-        """Already sorted by cursor, the only order the simulator keeps."""
-
     def export_lines(self, start: float | None, end: float | None, at: float) -> list[bytes]:
         """The JSON lines of the users updated in [start, end) and visible at `at`, without
         building a record or a Stored for each."""
@@ -162,23 +165,17 @@ class LightUsers(Sequence[Stored]):
         hi = min(hi, bisect.bisect_right(self.cursors, at))
         # Formatted by hand: orjson's output keeps a 4 KB buffer per line, 8 GB for 2M users.
         return [
-            f'{{"email":"user{i}@light.test","itblUserId":"itbl{i}","profileUpdatedAt":"{self._iterable_str(int(self.cursors[i]))}","{self.list_field}":[]}}'.encode()
+            f'{{"email":"user{i}@light.test","itblUserId":"itbl{i}","profileUpdatedAt":"{timefmt.seconds_str(int(self.cursors[i]))} +00:00","{self.list_field}":[]}}'.encode()
             for i in range(lo, max(lo, hi))
         ]
 
     def _record(self, i: int) -> dict[str, Any]:
-        return {"email": f"user{i}@light.test", "itblUserId": f"itbl{i}",
-                "profileUpdatedAt": self._iterable_str(int(self.cursors[i])), self.list_field: []}  # fmt: skip
-
-    @staticmethod
-    @functools.lru_cache(maxsize=4096)
-    def _day(day: int) -> str:
-        return timefmt.to_dt(day * DAY).strftime("%Y-%m-%d")
-
-    def _iterable_str(self, seconds: int) -> str:
-        """timefmt.iterable_str of whole seconds, without a strftime per user."""
-        day, rest = divmod(seconds, 86400)
-        return f"{self._day(day)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d} +00:00"
+        return {
+            "email": f"user{i}@light.test",
+            "itblUserId": f"itbl{i}",
+            "profileUpdatedAt": timefmt.seconds_str(int(self.cursors[i])) + " +00:00",
+            self.list_field: [],
+        }
 
     def _user(self, i: int) -> Stored:
         cursor = self.cursors[i]
@@ -214,10 +211,10 @@ class Dataset:
     campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     activity: dict[int, CampaignActivity] = field(default_factory=dict)
     users: list[Stored] | LightUsers = field(default_factory=list)
-    events: dict[str, list[Stored]] = field(default_factory=dict)
+    events: dict[str, list[Stored] | EventStream] = field(default_factory=dict)
     journeys: list[dict[str, Any]] = field(default_factory=list)
     snippets: list[dict[str, Any]] = field(default_factory=list)
-    catalogs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    catalogs: dict[str, Sequence[dict[str, Any]]] = field(default_factory=dict)
     user_fields: dict[str, str] = field(default_factory=dict)
     experiments: list[dict[str, Any]] = field(default_factory=list)
 
@@ -376,9 +373,16 @@ class Generator:
                 combo = []
                 for _ in range(self.spec.other_medium_templates):
                     created = self._t()
-                    combo.append({"templateId": next_id, "name": f"{ttype} {medium} template {next_id}",
-                                  "createdAt": timefmt.epoch_ms(created), "updatedAt": timefmt.epoch_ms(created),
-                                  "creatorUserId": _EMPLOYEES[0], "messageTypeId": 0})  # fmt: skip
+                    combo.append(
+                        {
+                            "templateId": next_id,
+                            "name": f"{ttype} {medium} template {next_id}",
+                            "createdAt": timefmt.epoch_ms(created),
+                            "updatedAt": timefmt.epoch_ms(created),
+                            "creatorUserId": _EMPLOYEES[0],
+                            "messageTypeId": 0,
+                        }
+                    )
                     next_id += 7
                 self.ds.templates[(ttype, medium)] = combo
 
@@ -431,8 +435,14 @@ class Generator:
             record["phoneNumber"] = f"+1555{self.rng.randint(1000000, 9999999)}"
             record["itblInternal.phoneCountry"] = "US"
         if self.rng.random() < 0.2:
-            record["devices"] = [{"token": self._hex(64), "platform": self.rng.choice(("APNS", "GCM")),
-                                  "applicationName": "acme-app", "endpointEnabled": True}]  # fmt: skip
+            record["devices"] = [
+                {
+                    "token": self._hex(64),
+                    "platform": self.rng.choice(("APNS", "GCM")),
+                    "applicationName": "acme-app",
+                    "endpointEnabled": True,
+                }
+            ]
         record["locale"] = self.rng.choice(("en_US", "de_DE", "fr_FR", "pt_BR"))
         record["timeZone"] = self.rng.choice(("America/New_York", "Europe/Berlin", "UTC"))
         record["firstName"] = email.split(".")[0].title() if email else "Anon"
@@ -499,8 +509,13 @@ class Generator:
         medium = self.rng.choice(CAMPAIGN_MEDIUMS)
         ctype = "Triggered" if state == "Running" and self.rng.random() < 0.5 else "Blast"
         created = self._t(hi=self.now - 3600)
-        c: dict[str, Any] = {"id": cid, "name": f"{medium} {ctype.lower()} campaign {cid}", "type": ctype,
-                             "campaignState": state, "messageMedium": medium}  # fmt: skip
+        c: dict[str, Any] = {
+            "id": cid,
+            "name": f"{medium} {ctype.lower()} campaign {cid}",
+            "type": ctype,
+            "campaignState": state,
+            "messageMedium": medium,
+        }
         start_at, ended_at = self._campaign_times(state, created)
         touched = max(t for t in (created, start_at, ended_at) if t is not None and t <= self.now)
         c["createdAt"] = timefmt.epoch_ms(created)
@@ -572,7 +587,7 @@ class Generator:
         totals["Revenue"] = purchases * self.rng.uniform(5, 120)
         totals["Average Order Value"] = 0.0
         totals["Sum of Custom Conversions"] = float(self.rng.randint(0, 40))
-        return CampaignActivity(medium, start, max(end, start + 1), totals)
+        return CampaignActivity(medium, start, end=max(end, start + 1), totals=totals)
 
     # -- events ------------------------------------------------------------------------------------
     def _event_time(self) -> float:
@@ -580,7 +595,7 @@ class Generator:
         return self.now - 1.0 - u * (self.now - 1.0 - self.start)
 
     def _events(self) -> None:
-        self.ds.events = {name: [] for name in EVENT_TYPES}
+        events: dict[str, list[Stored]] = {name: [] for name in EVENT_TYPES}
         # Sends first so opens/clicks can refer to their messageIds.
         ordered = sorted(self.spec.events.items(), key=lambda kv: (not kv[0].endswith("Send"), kv[0]))
         for name, count in ordered:
@@ -591,7 +606,8 @@ class Generator:
                 cursor = self._event_time()
                 user = self.rng.choice(self.ds.users).data if self.ds.users else {}
                 record, exact = self.build_event(data_type, user, cursor)
-                self.ds.events[data_type].append(Stored(record, exact, self._visible_at(exact)))
+                events[data_type].append(Stored(record, exact, self._visible_at(exact)))
+        self.ds.events = {name: store for name, store in events.items()}
 
     def _event_identity(self, user: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -645,11 +661,18 @@ class Generator:
         mid = self._hex(32)
         self._message_ids.append((mid, cid, tid))
         channel = next((c for c in self.ds.channels if c["messageMedium"] == "Email"), None)
-        r.update(messageId=mid, messageBusId=self._hex(24), campaignId=cid, templateId=tid,
-                 messageTypeId=self.ds.message_types[0]["id"] if self.ds.message_types else 0,
-                 channelId=channel["id"] if channel else 0, contentId=self.rng.randint(100000, 999999),
-                 catalogLookupCount=0, catalogCollectionCount=0,
-                 productRecommendationCount=self.rng.randint(0, 3))  # fmt: skip
+        r.update(
+            messageId=mid,
+            messageBusId=self._hex(24),
+            campaignId=cid,
+            templateId=tid,
+            messageTypeId=self.ds.message_types[0]["id"] if self.ds.message_types else 0,
+            channelId=channel["id"] if channel else 0,
+            contentId=self.rng.randint(100000, 999999),
+            catalogLookupCount=0,
+            catalogCollectionCount=0,
+            productRecommendationCount=self.rng.randint(0, 3),
+        )
         if self.rng.random() < 0.5:
             # transactionalData arrives as a JSON-encoded string.
             r["transactionalData"] = json.dumps({"orderId": self._hex(8), "amount": self.rng.randint(1, 300)})
@@ -657,20 +680,28 @@ class Generator:
 
     def _engagement(self, r: dict[str, Any], medium: str) -> None:
         mid, cid, tid = self._message_ref(medium)
-        r.update(messageId=mid, campaignId=cid, templateId=tid,
-                 ip=f"10.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}",
-                 userAgent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)",
-                 userAgentDevice=self.rng.choice(("Gmail", "iPhone", "Other")),
-                 city=self.rng.choice(("Berlin", "Austin", "Lyon")), region=self.rng.choice(("BE", "TX", "ARA")),
-                 country=self.rng.choice(("DE", "US", "FR")))  # fmt: skip
+        r.update(
+            messageId=mid,
+            campaignId=cid,
+            templateId=tid,
+            ip=f"10.{self.rng.randint(0, 255)}.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}",
+            userAgent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)",
+            userAgentDevice=self.rng.choice(("Gmail", "iPhone", "Other")),
+            city=self.rng.choice(("Berlin", "Austin", "Lyon")),
+            region=self.rng.choice(("BE", "TX", "ARA")),
+            country=self.rng.choice(("DE", "US", "FR")),
+        )
 
     def _ev_emailOpen(self, r: dict[str, Any], medium: str) -> None:
         self._engagement(r, medium)
 
     def _ev_emailClick(self, r: dict[str, Any], medium: str) -> None:
         self._engagement(r, medium)
-        r.update(url=f"https://shop.example.com/p/{self.rng.randint(1, 500)}", hrefIndex=self.rng.randint(0, 9),
-                 contentId=self.rng.randint(100000, 999999))  # fmt: skip
+        r.update(
+            url=f"https://shop.example.com/p/{self.rng.randint(1, 500)}",
+            hrefIndex=self.rng.randint(0, 9),
+            contentId=self.rng.randint(100000, 999999),
+        )
 
     def _ev_emailBounce(self, r: dict[str, Any], medium: str) -> None:
         mid, cid, tid = self._message_ref(medium)
@@ -684,21 +715,32 @@ class Generator:
         )
 
     def _ev_emailUnSubscribe(self, r: dict[str, Any], medium: str) -> None:
-        r.update(unsubSource=self.rng.choice(("HardBounce", "Import", "EmailLink", "API")),
-                 emailListIds=self._sample_ids(self.ds.lists, 0.3),
-                 channelIds=self._sample_ids(self.ds.channels, 0.3))  # fmt: skip
+        r.update(
+            unsubSource=self.rng.choice(("HardBounce", "Import", "EmailLink", "API")),
+            emailListIds=self._sample_ids(self.ds.lists, 0.3),
+            channelIds=self._sample_ids(self.ds.channels, 0.3),
+        )
         if self.rng.random() < 0.5:
             mid, cid, tid = self._message_ref(medium)
             r.update(messageId=mid, campaignId=cid, templateId=tid)
 
     def _ev_emailSubscribe(self, r: dict[str, Any], medium: str) -> None:
-        r.update(emailListIds=self._sample_ids(self.ds.lists, 0.4), channelIds=self._sample_ids(self.ds.channels, 0.3),
-                 profileUpdatedAt=r["createdAt"], signupSource=self.rng.choice(("API", "WebForm", "Import")))  # fmt: skip
+        r.update(
+            emailListIds=self._sample_ids(self.ds.lists, 0.4),
+            channelIds=self._sample_ids(self.ds.channels, 0.3),
+            profileUpdatedAt=r["createdAt"],
+            signupSource=self.rng.choice(("API", "WebForm", "Import")),
+        )
 
     def _ev_emailSendSkip(self, r: dict[str, Any], medium: str) -> None:
         cid, tid = self._campaign_for("Email")
-        r.update(reason=self.rng.choice(("DuplicateMarketingMessage", "FrequencyCapped", "Unsubscribed")),
-                 messageId=self._hex(32), campaignId=cid, templateId=tid, transactionalData="{}")  # fmt: skip
+        r.update(
+            reason=self.rng.choice(("DuplicateMarketingMessage", "FrequencyCapped", "Unsubscribed")),
+            messageId=self._hex(32),
+            campaignId=cid,
+            templateId=tid,
+            transactionalData="{}",
+        )
 
     def _ev_customEvent(self, r: dict[str, Any], medium: str) -> None:
         r["eventName"] = self.rng.choice(_CUSTOM_EVENTS)
@@ -715,8 +757,16 @@ class Generator:
         for _ in range(self.rng.randint(1, 3)):
             price = round(self.rng.uniform(3, 150), 2)
             sku = self.rng.randint(1, 500)
-            items.append({"id": f"sku-{sku}", "sku": f"sku-{sku}", "name": f"Product {sku}", "price": price,
-                          "quantity": self.rng.randint(1, 3), "categories": ["shop"]})  # fmt: skip
+            items.append(
+                {
+                    "id": f"sku-{sku}",
+                    "sku": f"sku-{sku}",
+                    "name": f"Product {sku}",
+                    "price": price,
+                    "quantity": self.rng.randint(1, 3),
+                    "categories": ["shop"],
+                }
+            )
         r["id"] = self._hex(24)
         r["items"] = items
         r["total"] = round(sum(i["price"] * i["quantity"] for i in items), 2)
@@ -744,26 +794,48 @@ class Generator:
             updated = self._t(created)
             archived = self.rng.random() < 0.25
             jid = 70001 + i * 5
-            self.ds.journeys.append({
-                "id": jid, "name": f"Journey {i}", "description": f"Lifecycle journey {i}",
-                "createdAt": timefmt.epoch_ms(created), "updatedAt": timefmt.epoch_ms(updated),
-                "creatorUserId": self.rng.choice(_EMPLOYEES), "enabled": not archived and self.rng.random() < 0.7,
-                "isArchived": archived, "journeyType": self.rng.choice(("Journey", "Triggered")),
-                "lifetimeLimit": self.rng.choice((1, 3, 100)), "simultaneousLimit": 1,
-                "startTileId": self.rng.randint(1, 99), "triggerEventNames": [self.rng.choice(_CUSTOM_EVENTS)],
-                "draft": {"id": jid + 1, "name": f"Journey {i} draft", "createdAt": timefmt.epoch_ms(created),
-                          "updatedAt": timefmt.epoch_ms(updated), "creatorUserId": self.rng.choice(_EMPLOYEES)},
-            })  # fmt: skip
+            self.ds.journeys.append(
+                {
+                    "id": jid,
+                    "name": f"Journey {i}",
+                    "description": f"Lifecycle journey {i}",
+                    "createdAt": timefmt.epoch_ms(created),
+                    "updatedAt": timefmt.epoch_ms(updated),
+                    "creatorUserId": self.rng.choice(_EMPLOYEES),
+                    "enabled": not archived and self.rng.random() < 0.7,
+                    "isArchived": archived,
+                    "journeyType": self.rng.choice(("Journey", "Triggered")),
+                    "lifetimeLimit": self.rng.choice((1, 3, 100)),
+                    "simultaneousLimit": 1,
+                    "startTileId": self.rng.randint(1, 99),
+                    "triggerEventNames": [self.rng.choice(_CUSTOM_EVENTS)],
+                    "draft": {
+                        "id": jid + 1,
+                        "name": f"Journey {i} draft",
+                        "createdAt": timefmt.epoch_ms(created),
+                        "updatedAt": timefmt.epoch_ms(updated),
+                        "creatorUserId": self.rng.choice(_EMPLOYEES),
+                    },
+                }
+            )
 
     def _snippets(self) -> None:
         for i in range(self.spec.snippets):
             created = self._t()
-            self.ds.snippets.append({
-                "id": 301 + i, "name": f"snippet_{i}", "content": "<p>Hello {{firstName}}</p>",
-                "description": f"Reusable block {i}", "createdAt": timefmt.iso_str(created),
-                "updatedAt": timefmt.iso_str(self._t(created)), "createdBy": self.rng.choice(_EMPLOYEES),
-                "updatedBy": self.rng.choice(_EMPLOYEES), "projectId": 1234, "variables": ["firstName"],
-            })  # fmt: skip
+            self.ds.snippets.append(
+                {
+                    "id": 301 + i,
+                    "name": f"snippet_{i}",
+                    "content": "<p>Hello {{firstName}}</p>",
+                    "description": f"Reusable block {i}",
+                    "createdAt": timefmt.iso_str(created),
+                    "updatedAt": timefmt.iso_str(self._t(created)),
+                    "createdBy": self.rng.choice(_EMPLOYEES),
+                    "updatedBy": self.rng.choice(_EMPLOYEES),
+                    "projectId": 1234,
+                    "variables": ["firstName"],
+                }
+            )
 
     def _catalogs(self) -> None:
         for i in range(self.spec.catalogs):
@@ -775,8 +847,15 @@ class Generator:
                     "price": round(self.rng.uniform(1, 99), 2),
                     "inStock": True,
                 }
-                items.append({"catalogName": name, "itemId": f"{name}-{j}", "lastModified": timefmt.iso_str(self._t()),
-                              "size": len(json.dumps(value)), "value": value})  # fmt: skip
+                items.append(
+                    {
+                        "catalogName": name,
+                        "itemId": f"{name}-{j}",
+                        "lastModified": timefmt.iso_str(self._t()),
+                        "size": len(json.dumps(value)),
+                        "value": value,
+                    }
+                )
             self.ds.catalogs[name] = items
 
     def _experiments(self) -> None:
@@ -787,15 +866,26 @@ class Generator:
         ]
         for i in range(min(self.spec.experiments, len(email))):
             campaign = email[i]
-            self.ds.experiments.append({"id": 8001 + i, "campaignId": campaign["id"], "variants": [
-                {"templateId": campaign["templateId"], "name": "Control"},
-                {"templateId": campaign["templateId"] + 1, "name": "Variant B"},
-            ]})  # fmt: skip
+            self.ds.experiments.append(
+                {
+                    "id": 8001 + i,
+                    "campaignId": campaign["id"],
+                    "variants": [
+                        {"templateId": campaign["templateId"], "name": "Control"},
+                        {"templateId": campaign["templateId"] + 1, "name": "Variant B"},
+                    ],
+                }
+            )
 
 
 def infer_user_fields(users: list[dict[str, Any]]) -> dict[str, str]:
-    date_fields = {"signupDate", "profileUpdatedAt", "lastPurchaseDate", "itblInternal.documentCreatedAt",
-                   "itblInternal.documentUpdatedAt"}  # fmt: skip
+    date_fields = {
+        "signupDate",
+        "profileUpdatedAt",
+        "lastPurchaseDate",
+        "itblInternal.documentCreatedAt",
+        "itblInternal.documentUpdatedAt",
+    }
     fields: dict[str, str] = {}
     for user in users:
         for key, value in user.items():

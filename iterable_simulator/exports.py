@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any, Protocol, overload
 
 import orjson
 
@@ -32,14 +34,67 @@ class JobState(StrEnum):
 ACTIVE_STATES = (JobState.ENQUEUED, JobState.RUNNING)
 
 
+class LineSource(Protocol):
+    """A store that renders the JSON line of its record `i` on demand."""
+
+    def line(self, i: int) -> bytes: ...
+
+    def line_size(self, i: int) -> int: ...
+
+
+@dataclass
+class LazySelection:
+    """The records an export selected from a LineSource, as indices into it."""
+
+    source: LineSource
+    indices: list[int]
+
+
+class RenderedLines(Sequence[bytes]):
+    """Export lines rendered when read: line `k` is `source.line(indices[k])`."""
+
+    def __init__(self, source: LineSource, indices: array[int]) -> None:
+        self.source, self.indices = source, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> RenderedLines: ...
+    def __getitem__(self, index: int | slice) -> bytes | RenderedLines:
+        if isinstance(index, slice):
+            return RenderedLines(self.source, self.indices[index])
+        return self.source.line(self.indices[index])
+
+    def __iter__(self) -> Iterator[bytes]:
+        return map(self.source.line, self.indices)
+
+    def size(self) -> int:
+        """Bytes of these lines, newlines included, without rendering them."""
+        return sum(map(self.source.line_size, self.indices)) + len(self.indices)
+
+
 @dataclass
 class ExportFile:
     name: str
-    lines: list[bytes]
+    lines: Sequence[bytes]
+    _size: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def body(self) -> bytes:
         return b"".join(line + b"\n" for line in self.lines)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the body (computed once)."""
+        if self._size is None:
+            lines = self.lines
+            self._size = (
+                lines.size() if isinstance(lines, RenderedLines) else sum(len(line) + 1 for line in lines)
+            )
+        return self._size
 
 
 @dataclass
@@ -69,10 +124,6 @@ class ExportJob:
     files: list[ExportFile] = field(default_factory=list)
     requeue_count: int = 0
 
-    @property
-    def window(self) -> tuple[float | None, float | None]:
-        return self.start, self.end
-
     def progress_at(self, now: float) -> float:
         running = now - self.running_since if self.running_since is not None else 0.0
         return self.progress + running
@@ -91,11 +142,12 @@ class ExportJob:
         return self.files[: int(len(self.files) * fraction)]
 
     def bytes_exported(self) -> int:
-        return sum(len(f.body) for f in self.files) if self.state is JobState.COMPLETED else 0
+        return sum(f.size for f in self.files) if self.state is JobState.COMPLETED else 0
 
 
-# Returns (record, its pre-encoded JSON line or None) pairs.
-Selector = Callable[["ExportJob", float], list[tuple[dict[str, Any], bytes | None]]]
+# Returns (record, its pre-encoded JSON line or None) pairs, or records a LineSource renders.
+Selection = list[tuple[dict[str, Any], bytes | None]] | LazySelection
+Selector = Callable[["ExportJob", float], Selection]
 FaultHook = Callable[[str, dict[str, Any]], None]
 
 
@@ -203,22 +255,22 @@ class ExportManager:
     def _materialise(self, job: ExportJob, at: float) -> None:
         """Select records visible when processing starts, in no particular order, and cut files."""
         selected = self._select(job, at)
-        self._rng.shuffle(selected)
+        records = selected.indices if isinstance(selected, LazySelection) else selected
+        self._rng.shuffle(records)  # indices draw from the RNG exactly as their records would
         limit = self.settings.truncate_above()
-        if limit is not None and len(selected) > limit:
-            selected = selected[:limit]
+        if limit is not None and len(records) > limit:
+            del records[limit:]
             job.truncated = True
-        job.record_count = len(selected)
-        per_1k = self.settings.latency_per_1k * len(selected) / 1000
+        job.record_count = len(records)
+        per_1k = self.settings.latency_per_1k * len(records) / 1000
         job.duration = (
             job.fixed_duration if job.fixed_duration is not None else self.settings.latency_base + per_1k
         )
-        rates = (
-            self.settings.malformed_line_rate,
-            self.settings.missing_cursor_rate,
-            self.settings.missing_key_rate,
-        )
-        if any(rate() for rate in rates):
+        lines: Sequence[bytes]
+        if isinstance(selected, LazySelection):
+            # Selected lazily only when no line fault can apply (the selector sees to it).
+            lines = RenderedLines(selected.source, array("q", selected.indices))
+        elif self.line_faults():
             lines = [self._encode(job, record, line) for record, line in selected]
         else:
             lines = [line if line is not None else orjson.dumps(record) for record, line in selected]
@@ -227,6 +279,15 @@ class ExportManager:
             ExportFile(FILE_NAME_FORMAT.format(job_id=job.id, index=i // size + 1), lines[i : i + size])
             for i in range(0, len(lines), size)
         ]
+
+    def line_faults(self) -> bool:
+        """Whether a line of an export may now be malformed or lack a field."""
+        rates = (
+            self.settings.malformed_line_rate,
+            self.settings.missing_cursor_rate,
+            self.settings.missing_key_rate,
+        )
+        return any(rate() for rate in rates)
 
     def _encode(self, job: ExportJob, record: dict[str, Any], line: bytes | None) -> bytes:
         if self._rng.random() < self.settings.malformed_line_rate():

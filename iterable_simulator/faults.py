@@ -21,18 +21,6 @@ class Fault(StrEnum):
     LOST_500 = "lost_500"  # the request is carried out, then answered 500 (an export/start's job exists)
 
 
-HTTP_FAULTS: tuple[Fault, ...] = (
-    Fault.RATE_LIMIT,
-    Fault.RATE_LIMIT_RETRY_AFTER,
-    Fault.GENERIC_500,
-    Fault.HTTP_500,
-    Fault.HTTP_502,
-    Fault.HTTP_503,
-    Fault.HTTP_504,
-    Fault.DROP,
-)
-
-
 @dataclass
 class ScheduledFault:
     fault: Fault
@@ -110,7 +98,9 @@ class FaultConfig:
         self, fault: Fault | str, path_prefix: str = "/", count: int = 1, method: str | None = None
     ) -> ScheduledFault:
         """The next `count` requests whose path starts with `path_prefix` get `fault`."""
-        entry = ScheduledFault(Fault(fault), path_prefix, count, method.upper() if method else None)
+        entry = ScheduledFault(
+            Fault(fault), path_prefix, remaining=count, method=method.upper() if method else None
+        )
         self.scheduled.append(entry)
         return entry
 

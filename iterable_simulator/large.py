@@ -11,23 +11,24 @@ organisation at a tenth of its size.
 The simulator's endpoints serve these sequences unchanged (they only slice them and take their
 length). What they do not support: `put_catalog_item`, `remove("catalog_items", ...)` and
 `add_event` on the large event type.
+
+`install_email_opens(sim, n)` is the other large case: one export window of `n` emailOpen events,
+generated lazily (iterable_simulator/streams.py) in a project otherwise as generated.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 import orjson
 
 from . import timefmt
-from .data import DAY, Stored
+from .data import DAY
 from .exports import ExportFile, JobState
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
+from .state import SimulatorState
+from .streams import EmailOpens, EventStream
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK = (1 << 64) - 1
@@ -68,10 +69,15 @@ class LargeOrg:
             return max(1, round(value * factor))
 
         return replace(
-            self, campaigns=n(self.campaigns), campaigns_not_ended=n(self.campaigns_not_ended),
-            journeys=n(self.journeys), user_fields=n(self.user_fields), catalogs=n(self.catalogs),
-            catalog_items=n(self.catalog_items), events_per_day=n(self.events_per_day),
-        )  # fmt: skip
+            self,
+            campaigns=n(self.campaigns),
+            campaigns_not_ended=n(self.campaigns_not_ended),
+            journeys=n(self.journeys),
+            user_fields=n(self.user_fields),
+            catalogs=n(self.catalogs),
+            catalog_items=n(self.catalog_items),
+            events_per_day=n(self.events_per_day),
+        )
 
 
 class CatalogItems(Sequence[dict[str, Any]]):
@@ -104,8 +110,12 @@ class CatalogItems(Sequence[dict[str, Any]]):
 
     def item(self, j: int) -> dict[str, Any]:
         h = mix(self.seed, self.catalog_index, j)
-        value = {"title": f"{self.catalog} item {j}", "price": (h % 9900 + 100) / 100, "inStock": bool(h >> 20 & 1),
-                 "sku": f"sku-{h >> 24 & 0xFFFFFF:06x}"}  # fmt: skip
+        value = {
+            "title": f"{self.catalog} item {j}",
+            "price": (h % 9900 + 100) / 100,
+            "inStock": bool(h >> 20 & 1),
+            "sku": f"sku-{h >> 24 & 0xFFFFFF:06x}",
+        }
         return {
             "catalogName": self.catalog,
             "itemId": f"{self.catalog}-{j:07d}",
@@ -115,63 +125,21 @@ class CatalogItems(Sequence[dict[str, Any]]):
         }
 
 
-class EventStream(Sequence[Stored]):
-    """One event type at a constant rate over [start, end): record `i` has its cursor at
-    start + i / rate (whole seconds, as Iterable writes `createdAt`) and is visible from then on.
-    Keys are unique: every record has its own recipient."""
+class BusyTypeEvents(EventStream):
+    """The busy event type at a constant rate over [start, end), every record in its whole second
+    (as Iterable writes `createdAt`). Keys are unique: every record has its own recipient."""
 
     def __init__(self, seed: int, data_type: str, start: float, end: float, per_second: float) -> None:
-        self.seed, self.data_type, self.start, self.per_second = seed, data_type, start, per_second
-        self.size = max(0, int((end - start) * per_second))
-        self._formatted: tuple[float, str] = (math.nan, "")
+        super().__init__(
+            seed, data_type, start=start, per_second=per_second, size=max(0, int((end - start) * per_second))
+        )
 
-    def __len__(self) -> int:
-        return self.size
-
-    @overload
-    def __getitem__(self, index: int) -> Stored: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Stored]: ...
-    def __getitem__(self, index: int | slice) -> Stored | list[Stored]:
-        if isinstance(index, slice):
-            return [self.stored(i) for i in range(*index.indices(self.size))]
-        if index < 0:
-            index += self.size
-        if not 0 <= index < self.size:
-            raise IndexError(index)
-        return self.stored(index)
-
-    def __iter__(self) -> Iterator[Stored]:
-        return (self.stored(i) for i in range(self.size))
-
-    def cursor(self, i: int) -> float:
-        return float(math.floor(self.start + i / self.per_second))
-
-    def index_at(self, t: float) -> int:
-        """The first record whose cursor is at or after `t`."""
-        i = max(0, min(self.size, math.ceil((math.ceil(t) - self.start) * self.per_second) - 1))
-        while i < self.size and self.cursor(i) < t:
-            i += 1
-        while i > 0 and self.cursor(i - 1) >= t:
-            i -= 1
-        return i
-
-    def between(self, start: float, end: float) -> int:
-        """How many records have their cursor in [start, end)."""
-        return max(0, self.index_at(end) - self.index_at(start))
-
-    def created_at(self, cursor: float) -> str:
-        if self._formatted[0] != cursor:  # consecutive records mostly share their second
-            self._formatted = (cursor, timefmt.iterable_str(cursor))
-        return self._formatted[1]
-
-    def stored(self, i: int) -> Stored:
-        cursor = self.cursor(i)
+    def record(self, i: int) -> dict[str, Any]:
         h = mix(self.seed, i)
         campaign = 5_000_000 + h % 997
-        record = {
+        return {
             "email": f"user{i}@large.example",
-            "createdAt": self.created_at(cursor),
+            "createdAt": timefmt.seconds_str(int(self.cursor(i))) + " +00:00",
             "messageId": f"{h:016x}{i:016x}",
             "campaignId": campaign,
             "templateId": 9_000_000 + campaign % 89,
@@ -179,7 +147,6 @@ class EventStream(Sequence[Stored]):
             "channelId": 39581,
             "contentId": h >> 40 & 0xFFFFF,
         }
-        return Stored(record, cursor, cursor)
 
 
 def campaigns(seed: int, org: LargeOrg, now: float) -> dict[int, dict[str, Any]]:
@@ -197,11 +164,19 @@ def campaigns(seed: int, org: LargeOrg, now: float) -> dict[int, dict[str, Any]]
         )
         medium = _MEDIUMS[(h >> 8) % len(_MEDIUMS)]
         ctype = "Triggered" if state in ("Running", "Ready") else "Blast"
-        c: dict[str, Any] = {"id": cid, "name": f"{medium} campaign {cid}", "type": ctype, "campaignState": state,
-                             "messageMedium": medium, "createdAt": timefmt.epoch_ms(created),
-                             "updatedAt": timefmt.epoch_ms(created + 3600) + i % 1000,
-                             "createdByUserId": "lifecycle@acme.test", "templateId": 2_000_000 + i,
-                             "listIds": [949814] if ctype == "Blast" else [], "labels": []}  # fmt: skip
+        c: dict[str, Any] = {
+            "id": cid,
+            "name": f"{medium} campaign {cid}",
+            "type": ctype,
+            "campaignState": state,
+            "messageMedium": medium,
+            "createdAt": timefmt.epoch_ms(created),
+            "updatedAt": timefmt.epoch_ms(created + 3600) + i % 1000,
+            "createdByUserId": "lifecycle@acme.test",
+            "templateId": 2_000_000 + i,
+            "listIds": [949814] if ctype == "Blast" else [],
+            "labels": [],
+        }
         if state not in ("Draft", "Ready", "Scheduled"):
             c["startAt"] = timefmt.epoch_ms(created + 1800)
         if not open_:
@@ -217,11 +192,22 @@ def journeys(seed: int, org: LargeOrg, now: float) -> list[dict[str, Any]]:
         created = now - 300 * DAY + i * (290 * DAY / max(1, org.journeys))
         archived = h % 4 == 0
         jid = 80_001 + i * 5
-        out.append({"id": jid, "name": f"Journey {i}", "createdAt": timefmt.epoch_ms(created),
-                    "updatedAt": timefmt.epoch_ms(created + (h >> 8) % (5 * DAY)),
-                    "creatorUserId": "lifecycle@acme.test", "enabled": not archived and h >> 4 & 1 == 1,
-                    "isArchived": archived, "journeyType": "Journey", "lifetimeLimit": 1, "simultaneousLimit": 1,
-                    "startTileId": h % 99 + 1, "triggerEventNames": ["appLaunch"]})  # fmt: skip
+        out.append(
+            {
+                "id": jid,
+                "name": f"Journey {i}",
+                "createdAt": timefmt.epoch_ms(created),
+                "updatedAt": timefmt.epoch_ms(created + (h >> 8) % (5 * DAY)),
+                "creatorUserId": "lifecycle@acme.test",
+                "enabled": not archived and h >> 4 & 1 == 1,
+                "isArchived": archived,
+                "journeyType": "Journey",
+                "lifetimeLimit": 1,
+                "simultaneousLimit": 1,
+                "startTileId": h % 99 + 1,
+                "triggerEventNames": ["appLaunch"],
+            }
+        )
     return out
 
 
@@ -236,12 +222,14 @@ def catalogs(seed: int, org: LargeOrg, now: float) -> dict[str, CatalogItems]:
     """`catalog_items` spread evenly over `catalogs` catalogs, modified over the last 90 days."""
     per, extra = divmod(org.catalog_items, org.catalogs)
     return {
-        f"catalog_{k:03d}": CatalogItems(seed, f"catalog_{k:03d}", k, per + (k < extra), now - 90 * DAY, now)
+        f"catalog_{k:03d}": CatalogItems(
+            seed, f"catalog_{k:03d}", catalog_index=k, count=per + (k < extra), start=now - 90 * DAY, end=now
+        )
         for k in range(org.catalogs)
     }
 
 
-def install(sim: Simulator, org: LargeOrg) -> EventStream:
+def install(sim: SimulatorState, org: LargeOrg) -> BusyTypeEvents:
     """Give `sim` the large organisation (replacing its campaigns and their metrics, experiments,
     journeys, user fields, catalogs and the busy type's events); returns the busy type's stream,
     which starts `history_days` before the simulator's anchor."""
@@ -252,16 +240,36 @@ def install(sim: Simulator, org: LargeOrg) -> EventStream:
     ds.experiments = []
     ds.journeys = journeys(seed, org, ds.now)
     ds.user_fields = user_fields(org)
-    ds.catalogs = catalogs(seed, org, ds.now)  # type: ignore[assignment]
+    ds.catalogs = dict(catalogs(seed, org, ds.now))
     per_wall_second = org.events_per_day / (DAY * cfg.time_scale)
     start = ds.now - cfg.data.history_days * DAY * cfg.time_scale
     end = ds.now + org.event_days_ahead * DAY * cfg.time_scale
-    stream = EventStream(seed, org.busy_event_type, start, end, per_wall_second)
-    ds.events[org.busy_event_type] = stream  # type: ignore[assignment]
+    stream = BusyTypeEvents(seed, org.busy_event_type, start=start, end=end, per_second=per_wall_second)
+    ds.events[org.busy_event_type] = stream
     return stream
 
 
-def forget_downloaded_exports(sim: Simulator, downloaded: set[tuple[str, str]], log_from: int) -> int:
+def install_email_opens(sim: SimulatorState, count: int) -> EmailOpens:
+    """Replace `sim`'s emailOpen events with `count` generated lazily, spread evenly over the data's
+    history as the Generator spreads its events, opened by its users on its launched email
+    campaigns (any launched campaign when none is an email one); returns the stream."""
+    ds = sim.data
+    launched = [c for c in ds.campaigns.values() if ds.is_launched(c)]
+    email = [c for c in launched if c["messageMedium"] == "Email"] or launched
+    stream = EmailOpens(
+        sim.config.seed,
+        start=ds.now - sim.config.data.history_days * DAY,
+        end=ds.now - 1.0,
+        count=count,
+        users=[s.data for s in ds.users],
+        campaigns=[(c["id"], c["templateId"]) for c in email],
+        project_type=ds.project_type,
+    )
+    ds.events[stream.data_type] = stream
+    return stream
+
+
+def forget_downloaded_exports(sim: SimulatorState, downloaded: set[tuple[str, str]], log_from: int) -> int:
     """Drop the file contents of completed export jobs whose every file was downloaded
     (a long run at 5M records a day would otherwise keep every export in memory). `downloaded`
     accumulates (job id, file name) from the request log, read from entry `log_from` on; returns

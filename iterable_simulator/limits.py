@@ -122,9 +122,6 @@ class RateLimiter:
         self._other_tool_until(now)
         self.other_tool = OtherTool(requests_per_s, now, self.time_scale) if requests_per_s > 0 else None
 
-    def try_acquire(self, bucket: str, now: float, enforce: bool) -> bool:
-        return self.refusal(bucket, now, enforce) is None
-
     def refusal(self, bucket: str, now: float, enforce: bool) -> str | None:
         """None when the request is accepted; else "connector" when the connector's own requests
         fill the window, "other_tool" when another tool's requests take part of it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,6 +24,19 @@ def epoch_ms(ts: float) -> int:
 def iterable_str(ts: float) -> str:
     """The usual export format: `2026-01-14 06:20:22 +00:00`."""
     return to_dt(ts).strftime("%Y-%m-%d %H:%M:%S +00:00")
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_str(day: int) -> str:
+    return to_dt(day * 86400).strftime("%Y-%m-%d")
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def seconds_str(seconds: int) -> str:
+    """`YYYY-MM-DD HH:MM:SS` of whole epoch seconds, without a strftime for each (the latest
+    131,072 cached: a day and a half of seconds)."""
+    day, rest = divmod(seconds, 86400)
+    return f"{_day_str(day)} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
 
 
 def iso_str(ts: float) -> str:

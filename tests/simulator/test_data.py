@@ -77,8 +77,10 @@ def test_event_shapes():
 
 
 def test_late_fraction_delays_visibility():
-    sim = _sim(data=DataSpec(now=NOW, late_fraction=1.0, late_delay_s=10 * DAY, events={"emailOpen": 200}),
-               clock=lambda: NOW)  # fmt: skip
+    sim = _sim(
+        data=DataSpec(now=NOW, late_fraction=1.0, late_delay_s=10 * DAY, events={"emailOpen": 200}),
+        clock=lambda: NOW,
+    )
     visible = sim.visible_records("events:emailOpen")
     assert 0 < len(visible) < len(sim.records("events:emailOpen"))
     assert len(sim.visible_records("events:emailOpen", at=NOW + 11 * DAY)) == 200

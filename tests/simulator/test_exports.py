@@ -20,8 +20,12 @@ def _spec(**kwargs):
 @pytest.mark.asyncio
 async def test_export_happy_path_matches_ground_truth_for_window(make_client):
     clock = FakeClock()
-    c = await make_client(clock=clock, data=_spec(events={"emailSend": 700, "emailOpen": 50}),
-                          export_records_per_file=40, export_files_page_size=3)  # fmt: skip
+    c = await make_client(
+        clock=clock,
+        data=_spec(events={"emailSend": 700, "emailOpen": 50}),
+        export_records_per_file=40,
+        export_files_page_size=3,
+    )
     start, end = NOW - 20 * DAY, NOW - 5 * DAY
     at_start = c.sim.add_event(
         "emailSend", {"email": "edge@example.com", "createdAt": timefmt.iterable_str(start)}
@@ -29,7 +33,7 @@ async def test_export_happy_path_matches_ground_truth_for_window(make_client):
     at_end = c.sim.add_event(
         "emailSend", {"email": "edge@example.com", "createdAt": timefmt.iterable_str(end)}
     )
-    job_id = await ex.start(c, "emailSend", start, end)
+    job_id = await ex.start(c, "emailSend", start=start, end=end)
     body = await ex.wait_completed(c, clock, job_id)
     assert body["jobState"] == "completed" and body["exportTruncated"] is False
     assert len(body["files"]) == 3  # first page only
@@ -50,7 +54,7 @@ async def test_users_exported_by_profile_updated_at(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, project_type="Hybrid", data=_spec(users=150))
     start, end = NOW - 10 * DAY, NOW
-    job_id = await ex.start(c, "user", start, end)
+    job_id = await ex.start(c, "user", start=start, end=end)
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     records = [orjson.loads(line) for line in lines]
@@ -87,7 +91,7 @@ async def test_truncated_export(make_client):
     c = await make_client(
         clock=clock, data=_spec(events={"customEvent": 120}), export_truncate_above_records=25
     )
-    job_id = await ex.start(c, "customEvent", None, NOW)
+    job_id = await ex.start(c, "customEvent", start=None, end=NOW)
     body = await ex.wait_completed(c, clock, job_id)
     assert body["exportTruncated"] is True
     _, lines = await ex.read_all(c, job_id)
@@ -98,7 +102,7 @@ async def test_truncated_export(make_client):
 async def test_file_urls_expire_with_403(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(), file_url_expiry_s=1800, time_scale=0.01)
-    job_id = await ex.start(c, "emailSend", None, NOW)
+    job_id = await ex.start(c, "emailSend", start=None, end=NOW)
     body = await ex.wait_completed(c, clock, job_id, step=0.1)
     url = body["files"][0]["url"]
     assert "X-Amz-Expires=18" in url
@@ -117,7 +121,7 @@ async def test_file_urls_expire_with_403(make_client):
 async def test_export_endpoints_share_one_request_per_second(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(), enforce_rate_limits=True)
-    job_id = await ex.start(c, "emailOpen", None, NOW)
+    job_id = await ex.start(c, "emailOpen", start=None, end=NOW)
     status, body, _ = await c.get(f"/api/export/{job_id}/files")
     assert (status, body["code"]) == (429, "RateLimitExceeded")
     clock.advance(1.0)
@@ -134,7 +138,7 @@ async def test_at_most_four_jobs_run_and_foreign_jobs_take_slots(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec())
     foreign = c.sim.create_foreign_job("user", None, None, duration_s=100)
-    ids = [await ex.start(c, "emailSend", NOW - (i + 1) * DAY, NOW - i * DAY) for i in range(6)]
+    ids = [await ex.start(c, "emailSend", start=NOW - (i + 1) * DAY, end=NOW - i * DAY) for i in range(6)]
     states = [c.sim.jobs[i].state.value for i in ids]
     assert states == ["running"] * 3 + ["enqueued"] * 3
     _, listed, _ = await c.get("/api/export/jobs")
@@ -161,15 +165,18 @@ async def test_cancel_is_recorded(make_client):
 async def test_late_records_invisible_until_their_visibility_time(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(events={"emailOpen": 30}))
-    late = c.sim.add_event("emailOpen", {"email": "late@example.com",
-                                         "createdAt": timefmt.iterable_str(NOW - 600)}, visible_after_s=120)  # fmt: skip
-    first = await ex.start(c, "emailOpen", NOW - DAY, NOW)
+    late = c.sim.add_event(
+        "emailOpen",
+        {"email": "late@example.com", "createdAt": timefmt.iterable_str(NOW - 600)},
+        visible_after_s=120,
+    )
+    first = await ex.start(c, "emailOpen", start=NOW - DAY, end=NOW)
     await ex.wait_completed(c, clock, first)
     _, lines = await ex.read_all(c, first)
     assert late not in [orjson.loads(x) for x in lines]
     assert late not in c.sim.visible_records("events:emailOpen") and late in c.sim.records("events:emailOpen")
     clock.advance(120)
-    second = await ex.start(c, "emailOpen", NOW - DAY, NOW)
+    second = await ex.start(c, "emailOpen", start=NOW - DAY, end=NOW)
     await ex.wait_completed(c, clock, second)
     _, lines = await ex.read_all(c, second)
     assert late in [orjson.loads(x) for x in lines]
@@ -180,7 +187,7 @@ async def test_queued_job_snapshots_records_when_processing_starts(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(events={"emailClick": 20}), export_max_concurrent_jobs=1)
     blocker = c.sim.create_foreign_job("user", None, None, duration_s=50)
-    job_id = await ex.start(c, "emailClick", NOW - DAY, NOW + DAY)
+    job_id = await ex.start(c, "emailClick", start=NOW - DAY, end=NOW + DAY)
     clock.advance(10)
     mid_wait = c.sim.add_event("emailClick", {"email": "x@example.com"})  # createdAt = now, visible now
     await ex.wait_completed(c, clock, job_id, step=5)
@@ -191,9 +198,13 @@ async def test_queued_job_snapshots_records_when_processing_starts(make_client):
 
 @pytest.mark.asyncio
 async def test_files_appear_progressively_with_real_time_scale(make_client):
-    c = await make_client(data=_spec(events={"emailSend": 900}), time_scale=0.02, export_records_per_file=100,
-                          export_job_latency_base_s=5.0)  # fmt: skip
-    job_id = await ex.start(c, "emailSend", None, None)
+    c = await make_client(
+        data=_spec(events={"emailSend": 900}),
+        time_scale=0.02,
+        export_records_per_file=100,
+        export_job_latency_base_s=5.0,
+    )
+    job_id = await ex.start(c, "emailSend", start=None, end=None)
     counts = []
     while True:
         _, body, _ = await c.get(f"/api/export/{job_id}/files")
@@ -209,7 +220,7 @@ async def test_files_appear_progressively_with_real_time_scale(make_client):
 async def test_cancelling_draws_on_the_shared_export_budget(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(), enforce_rate_limits=True)
-    job_id = await ex.start(c, "emailOpen", None, NOW)
+    job_id = await ex.start(c, "emailOpen", start=None, end=NOW)
     status, _ = await c.delete(f"/api/export/{job_id}")
     assert status == 429
     assert c.sim.rate_limited == {"export_async": 1}
@@ -219,7 +230,7 @@ async def test_cancelling_draws_on_the_shared_export_budget(make_client):
 async def test_the_separate_reading_gives_start_and_files_a_budget_each(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(), enforce_rate_limits=True, export_reading="separate")
-    job_id = await ex.start(c, "emailOpen", None, NOW)
+    job_id = await ex.start(c, "emailOpen", start=None, end=NOW)
     status, _, _ = await c.get(f"/api/export/{job_id}/files")
     assert status == 200
     status, _ = await c.post("/api/export/start", {"dataTypeName": "emailOpen", "outputFormat": ex.JSONL})
@@ -239,7 +250,7 @@ async def test_another_tool_spends_the_export_budget_and_its_429s_are_marked(mak
     status, _ = await c.post("/api/export/start", {"dataTypeName": "emailOpen", "outputFormat": ex.JSONL})
     assert status == 429
     clock.advance(1.0)
-    job_id = await ex.start(c, "emailOpen", None, NOW)
+    job_id = await ex.start(c, "emailOpen", start=None, end=NOW)
     clock.advance(1.0)  # the other tool's second request
     status, _, _ = await c.get(f"/api/export/{job_id}/files")
     assert status == 429
@@ -256,7 +267,7 @@ async def test_refused_data_types_answer_400_and_others_start(make_client):
     for name in ("anonSession", "UNKNOWNSESSION"):
         status, body = await c.post("/api/export/start", {"dataTypeName": name, "outputFormat": ex.JSONL})
         assert (status, body["code"]) == (400, "BadParams") and name in body["msg"]
-    assert await ex.start(c, "emailSend", None, NOW) in c.sim.jobs
+    assert await ex.start(c, "emailSend", start=None, end=NOW) in c.sim.jobs
     assert len(c.sim.jobs) == 1
 
 
@@ -276,8 +287,8 @@ async def test_lost_start_answer_creates_the_job(make_client):
 async def test_a_start_can_coincide_with_another_tools_job_of_the_same_type(make_client):
     c = await make_client(data=_spec())
     c.sim.faults.foreign_start_next_jobs = 1
-    ours = await ex.start(c, "emailOpen", None, NOW)
-    again = await ex.start(c, "emailOpen", None, NOW)
+    ours = await ex.start(c, "emailOpen", start=None, end=NOW)
+    again = await ex.start(c, "emailOpen", start=None, end=NOW)
     _, listed, _ = await c.get("/api/export/jobs")
     foreign = [j["id"] for j in listed["jobs"] if j["id"] not in (ours, again)]
     assert len(foreign) == 1 and not c.sim.jobs[foreign[0]].created_by_connector
@@ -289,8 +300,8 @@ async def test_a_never_ending_job_runs_on_without_files_until_cancelled(make_cli
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(events={"emailSend": 50}), export_records_per_file=5)
     c.sim.faults.never_end_next_jobs = 1
-    stuck = await ex.start(c, "emailSend", None, NOW)
-    normal = await ex.start(c, "emailSend", None, NOW)
+    stuck = await ex.start(c, "emailSend", start=None, end=NOW)
+    normal = await ex.start(c, "emailSend", start=None, end=NOW)
     await ex.wait_completed(c, clock, normal)
     clock.advance(10 * DAY)
     _, body, _ = await c.get(f"/api/export/{stuck}/files")

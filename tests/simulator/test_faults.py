@@ -67,7 +67,7 @@ async def test_slow_response(make_client):
 async def test_dropped_export_file_and_forced_expiry(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec())
-    job_id = await ex.start(c, "emailSend", None, NOW)
+    job_id = await ex.start(c, "emailSend", start=None, end=NOW)
     body = await ex.wait_completed(c, clock, job_id)
     url = body["files"][0]["url"]
     c.sim.faults.schedule(Fault.DROP, "/_files/")
@@ -85,11 +85,11 @@ async def test_dropped_export_file_and_forced_expiry(make_client):
 async def test_failed_job_then_resubmission_succeeds(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(), faults=FaultConfig(fail_next_jobs=1))
-    first = await ex.start(c, "emailSend", None, NOW)
+    first = await ex.start(c, "emailSend", start=None, end=NOW)
     assert (await ex.wait_completed(c, clock, first))["jobState"] == "failed"
     _, body, _ = await c.get(f"/api/export/{first}/files")
     assert body["files"] == []
-    second = await ex.start(c, "emailSend", None, NOW)
+    second = await ex.start(c, "emailSend", start=None, end=NOW)
     assert (await ex.wait_completed(c, clock, second))["jobState"] == "completed"
     assert [f["fault"] for f in c.sim.injected_faults] == ["job_failed"]
 
@@ -98,7 +98,7 @@ async def test_failed_job_then_resubmission_succeeds(make_client):
 async def test_job_falls_back_to_enqueued_and_keeps_progress(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(), faults=FaultConfig(requeue_next_jobs=1))
-    job_id = await ex.start(c, "emailSend", None, NOW)
+    job_id = await ex.start(c, "emailSend", start=None, end=NOW)
     seen = []
     for _ in range(200):
         _, body, _ = await c.get(f"/api/export/{job_id}/files")
@@ -117,9 +117,10 @@ async def test_job_falls_back_to_enqueued_and_keeps_progress(make_client):
 @pytest.mark.asyncio
 async def test_malformed_lines_and_missing_cursor(make_client):
     clock = FakeClock()
-    c = await make_client(clock=clock, data=_spec(events={"emailOpen": 20}),
-                          faults=FaultConfig(malformed_line_rate=1.0))  # fmt: skip
-    job_id = await ex.start(c, "emailOpen", None, NOW)
+    c = await make_client(
+        clock=clock, data=_spec(events={"emailOpen": 20}), faults=FaultConfig(malformed_line_rate=1.0)
+    )
+    job_id = await ex.start(c, "emailOpen", start=None, end=NOW)
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     assert len(lines) == 20
@@ -128,7 +129,7 @@ async def test_malformed_lines_and_missing_cursor(make_client):
             orjson.loads(line)
     c.sim.faults.malformed_line_rate = 0.0
     c.sim.faults.missing_cursor_rate = 1.0
-    job_id = await ex.start(c, "emailOpen", None, NOW)
+    job_id = await ex.start(c, "emailOpen", start=None, end=NOW)
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     assert lines and all("createdAt" not in orjson.loads(line) for line in lines)
@@ -138,7 +139,7 @@ async def test_malformed_lines_and_missing_cursor(make_client):
 async def test_users_missing_their_key(make_client):
     clock = FakeClock()
     c = await make_client(clock=clock, data=_spec(users=10), faults=FaultConfig(missing_key_rate=1.0))
-    job_id = await ex.start(c, "user", None, NOW)
+    job_id = await ex.start(c, "user", start=None, end=NOW)
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     users = [orjson.loads(line) for line in lines]

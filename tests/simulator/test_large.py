@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from iterable_simulator import DataSpec, Simulator, SimulatorConfig, timefmt
-from iterable_simulator.large import LargeOrg, forget_downloaded_exports, install
+from iterable_simulator.large import BusyTypeEvents, LargeOrg, forget_downloaded_exports, install
 
 from . import exporting as ex
 from .conftest import NOW, Client, FakeClock
@@ -56,8 +56,8 @@ def test_sizes_follow_the_spec() -> None:
 
 
 def test_busy_type_rate_and_order() -> None:
-    sim = _large()
-    stream = sim.data.events[SMALL.busy_event_type]
+    stream = _large().data.events[SMALL.busy_event_type]
+    assert isinstance(stream, BusyTypeEvents)
     # 5,000 a day over one day of history and three ahead.
     assert len(stream) == 5000 * 4
     cursors = [s.cursor for s in stream[:2000]]
@@ -101,7 +101,7 @@ async def test_export_of_the_busy_type_is_its_window_and_can_be_forgotten(make_c
     c = await make_client(seed=7, clock=clock, data=_data())
     stream = install(c.sim, SMALL)
     lo, hi = NOW - 7200, NOW - 3600
-    job_id = await ex.start(c, SMALL.busy_event_type, lo, hi)
+    job_id = await ex.start(c, SMALL.busy_event_type, start=lo, end=hi)
     await ex.wait_completed(c, clock, job_id)
     _, lines = await ex.read_all(c, job_id)
     records = [orjson.loads(line) for line in lines]
@@ -116,5 +116,6 @@ async def test_export_of_the_busy_type_is_its_window_and_can_be_forgotten(make_c
 @pytest.mark.parametrize("t", [NOW - 86_400, NOW - 0.5, NOW, NOW + 12.25])
 def test_index_at_is_the_first_record_at_or_after(t: float) -> None:
     stream = _large().data.events[SMALL.busy_event_type]
+    assert isinstance(stream, BusyTypeEvents)
     i = stream.index_at(t)
     assert stream.cursor(i) >= t and (i == 0 or stream.cursor(i - 1) < t)

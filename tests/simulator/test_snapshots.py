@@ -83,8 +83,10 @@ async def test_campaigns_paging_sort_and_filter(make_client):
         assert ("endedAt" in campaign) <= (
             campaign["campaignState"] in ("Finished", "Aborted", "Recalled", "Archived")
         )
-    _, body, _ = await c.get("/api/campaigns", params=[("page", 1), ("pageSize", 1000), ("campaignState", "Draft"),
-                                                        ("campaignState", "Running")])  # fmt: skip
+    _, body, _ = await c.get(
+        "/api/campaigns",
+        params=[("page", 1), ("pageSize", 1000), ("campaignState", "Draft"), ("campaignState", "Running")],
+    )
     assert {x["campaignState"] for x in body["campaigns"]} == {"Draft", "Running"}
     assert "nextPageUrl" not in body
     first = truth[0]

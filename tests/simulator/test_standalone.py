@@ -12,9 +12,17 @@ import pytest
 @pytest.mark.asyncio
 async def test_module_prints_base_url_and_stops_on_sigterm():
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "iterable_simulator", "--port", "0", "--seed", "7", "--project-type", "UserID-based",
+        sys.executable,
+        "-m",
+        "iterable_simulator",
+        "--port",
+        "0",
+        "--seed",
+        "7",
+        "--project-type",
+        "UserID-based",
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=20)
         info = json.loads(line)
