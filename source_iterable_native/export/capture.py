@@ -29,7 +29,7 @@ from estuary_cdk.capture.common import LogCursor, PageCursor, make_cursor_dict
 from pydantic import BaseModel
 
 from ..budgets import ExportPlan, time_scale
-from ..records import ExportedStream, MalformedRecord
+from .streams import ExportedStream, MalformedRecord
 from .dedupe import EmittedLines, line_digest
 from .jobs import (
     ExportFailed,

@@ -9,7 +9,7 @@ from estuary_cdk.capture import Task, common
 from estuary_cdk.flow import CaptureBinding
 
 from ..models import ConnectorState, EndpointConfig, ResourceConfig, key_schemas
-from ..records import ExportedStream
+from .streams import ExportedStream
 from .capture import BackfillPage, ExportCapture, datetime_to_page
 from .jobs import ExportJobs
 

@@ -20,7 +20,7 @@ from source_iterable_native.export.jobs import (
     Priority,
 )
 from source_iterable_native.budgets import TIME_SCALE_ENV, Bucket
-from source_iterable_native.records import ExportedStream
+from source_iterable_native.export.streams import ExportedStream
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 log = logging.getLogger("test")

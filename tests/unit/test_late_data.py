@@ -17,7 +17,7 @@ from source_iterable_native.export.capture import (
     page_window,
 )
 from source_iterable_native.export.jobs import ExportLines, ExportWindow, Priority
-from source_iterable_native.records import ExportedStream, MalformedRecord
+from source_iterable_native.export.streams import ExportedStream, MalformedRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)

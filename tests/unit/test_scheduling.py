@@ -18,7 +18,7 @@ from source_iterable_native.export.capture import (
     next_slot,
 )
 from source_iterable_native.export.jobs import ExportLines, ExportWindow, Priority
-from source_iterable_native.records import ExportedStream
+from source_iterable_native.export.streams import ExportedStream
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 INTERVAL = timedelta(minutes=5)
