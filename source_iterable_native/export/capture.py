@@ -17,13 +17,15 @@ resubmitted (or, truncated, split): records of files read early are then listed 
 emitted only once (`EarlyLines`).
 """
 
+import itertools
 import zlib
+from abc import ABC, abstractmethod
 from array import array
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from logging import Logger
-from typing import Any, AsyncGenerator, Callable
+from typing import Any, AsyncGenerator, Callable, Iterable, Iterator, NamedTuple, assert_never
 
 from estuary_cdk.capture.common import LogCursor, PageCursor, make_cursor_dict
 from pydantic import BaseModel
@@ -198,6 +200,115 @@ def next_slot(after: datetime, period: timedelta, phase: timedelta) -> datetime:
     return origin + periods * period
 
 
+class Documents(NamedTuple):
+    """The documents of one network read of an export file."""
+
+    docs: list[Any]
+
+
+class WindowEnd(NamedTuple):
+    """Every document of the window [start, end) has been read."""
+
+    end: datetime
+
+
+WindowRead = Documents | JobAccepted | WindowEnd
+"""What `ExportCapture._read` yields: `JobAccepted` before each job's documents, `Documents` as
+its files are read, and `WindowEnd` last."""
+
+
+class PassOutput(ABC):
+    """What one call of a pass gives the CDK for each `WindowRead`: the documents, and the
+    checkpoints of that pass. Documents come as the list `_read` built, so each one crosses a
+    single async generator."""
+
+    def emit(self, item: WindowRead) -> Iterable[Any]:
+        match item:
+            case Documents(docs):
+                return self.documents(docs)
+            case JobAccepted():
+                return self.job_accepted(item)
+            case WindowEnd(end):
+                return self.window_end(end)
+            case _:
+                assert_never(item)
+
+    def documents(self, docs: list[Any]) -> Iterable[Any]:
+        return docs
+
+    def job_accepted(self, job: JobAccepted) -> Iterable[Any]:
+        return ()
+
+    @abstractmethod
+    def window_end(self, end: datetime) -> Iterable[Any]: ...
+
+
+@dataclass
+class BackfillOutput(PassOutput):
+    """A backfill window's documents, committed in parts at the window's unchanged start."""
+
+    page: Callable[[JobAccepted | None], dict[str, Any]]
+    """The page of the window's start, naming the job that serves it."""
+    job: JobAccepted | None = None
+    pending: int = 0
+    """Documents emitted since the last page."""
+    end: datetime | None = None
+
+    def job_accepted(self, job: JobAccepted) -> Iterable[Any]:
+        # Persisted before reading, so a restart adopts this job rather than start another.
+        self.job, self.pending = job, 0
+        return (self.page(job),)
+
+    def documents(self, docs: list[Any]) -> Iterable[Any]:
+        self.pending += len(docs)
+        if self.pending < BACKFILL_DOCS_PER_CHECKPOINT:
+            return docs
+        self.pending = 0
+        return itertools.chain(docs, (self.page(self.job),))
+
+    def window_end(self, end: datetime) -> Iterable[Any]:
+        self.end = end
+        return ()
+
+
+@dataclass
+class RealtimeOutput(PassOutput):
+    """A real-time read of [cursor, limit): its documents, then the window's end as the cursor,
+    unless nothing was read up to `limit`."""
+
+    progress: TypeProgress
+    cursor: datetime
+    limit: datetime
+    settled_before: datetime | None
+    """`now - lag` with a late-data pass: what real time reads before it is settled."""
+    empty: bool = True
+
+    def documents(self, docs: list[Any]) -> Iterable[Any]:
+        self.empty = self.empty and not docs
+        return docs
+
+    def window_end(self, end: datetime) -> Iterator[Any]:
+        if self.empty and end == self.limit:
+            return  # nothing new up to the end: read the same stretch again next time
+        if self.settled_before is not None and self.cursor < self.settled_before:
+            self.progress.settle(self.cursor, min(end, self.settled_before))
+        yield end
+        self.progress.realtime_cursor = end
+        self.progress.behind = end < self.limit
+
+
+@dataclass
+class LookbackOutput(PassOutput):
+    """A late-data read: its documents, then the window's end as the cursor, releasing the memory
+    of what other passes emitted before it."""
+
+    progress: TypeProgress
+
+    def window_end(self, end: datetime) -> Iterable[Any]:
+        self.progress.emitted.release(end)
+        return (end,)
+
+
 @dataclass
 class ExportCapture:
     """The fetch functions of one binding (users or events) and their shared, in-memory pacing."""
@@ -251,28 +362,20 @@ class ExportCapture:
         if progress.refused is not None:
             yield await self._wait_for_restart(self._page(window_start, progress))
             return
-        end = None
-        job = None
+        output = BackfillOutput(page=lambda job: self._page(window_start, progress, job))
+        reading = self._read(
+            log=log,
+            stream=stream,
+            start=window_start,
+            limit=cutoff,
+            priority=Priority.BACKFILL,
+            remember_from=self._remember_from(cutoff - self.lag),
+            adopt=adopt,
+        )
         try:
-            pending = 0
-            remember = self._remember_from(cutoff - self.lag)
-            reading = self._read(log, stream, window_start, cutoff, Priority.BACKFILL, remember, adopt=adopt)
             async for item in reading:
-                if isinstance(item, datetime):
-                    end = item
-                    continue
-                if isinstance(item, JobAccepted):
-                    # Persisted before reading, so a restart adopts this job rather than start another.
-                    job = item
-                    yield self._page(window_start, progress, job)
-                    pending = 0
-                    continue
-                for doc in item:
-                    yield doc
-                pending += len(item)
-                if pending >= BACKFILL_DOCS_PER_CHECKPOINT:
-                    yield self._page(window_start, progress, job)
-                    pending = 0
+                for out in output.emit(item):
+                    yield out
         except ExportStopped:
             yield self._page(window_start, progress)
             return
@@ -280,11 +383,12 @@ class ExportCapture:
             self._refuse(log, refused)
             yield await self._wait_for_restart(self._page(window_start, progress))
             return
+        end = output.end
         assert end is not None
         if end >= cutoff:
             progress.saw(progress.backfill_newest or start)
         # The CDK ends a backfill when its last item is a document, and calls again otherwise.
-        if end < cutoff or not pending:
+        if end < cutoff or not output.pending:
             yield self._page(end, progress)
 
     def _refuse(self, log: Logger, refused: ExportRefused) -> None:
@@ -324,26 +428,23 @@ class ExportCapture:
         if end - cursor < timedelta(seconds=1) or (not progress.behind and now < due - self.interval / 2):
             return
         progress.last_poll = now
-        empty = True
         # What real time reads when already `lag` old is settled: the late-data pass skips it.
         old = now - self.lag
-        remember = self._remember_from(max(cursor, old))
+        output = RealtimeOutput(
+            progress=progress, cursor=cursor, limit=end, settled_before=old if self.lag else None
+        )
+        reading = self._read(
+            log=log,
+            stream=stream,
+            start=cursor,
+            limit=end,
+            priority=Priority.REALTIME,
+            remember_from=self._remember_from(max(cursor, old)),
+        )
         try:
-            async for item in self._read(log, stream, cursor, end, Priority.REALTIME, remember):
-                if isinstance(item, JobAccepted):
-                    continue
-                if not isinstance(item, datetime):
-                    empty = empty and not item
-                    for doc in item:
-                        yield doc
-                elif empty and item == end:
-                    return  # nothing new up to the end: read the same stretch again next time
-                else:
-                    if self.lag and cursor < old:
-                        progress.settle(cursor, min(item, old))
-                    yield item
-                    progress.realtime_cursor = item
-                    progress.behind = item < end
+            async for item in reading:
+                for out in output.emit(item):
+                    yield out
         except ExportStopped:
             return
         except ExportRefused as refused:
@@ -370,17 +471,20 @@ class ExportCapture:
         )
         if not lookback_due(now, cursor, reach, self.lag):
             return
-        end = min(now - self.lag, reach)
+        output = LookbackOutput(progress)
+        reading = self._read(
+            log=log,
+            stream=stream,
+            start=cursor,
+            limit=min(now - self.lag, reach),
+            priority=Priority.LOOKBACK,
+            remember_from=None,
+            check=True,
+        )
         try:
-            async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, None, check=True):
-                if isinstance(item, JobAccepted):
-                    continue
-                if not isinstance(item, datetime):
-                    for doc in item:
-                        yield doc
-                    continue
-                progress.emitted.release(item)
-                yield item
+            async for item in reading:
+                for out in output.emit(item):
+                    yield out
         except ExportStopped:
             return
         except ExportRefused as refused:
@@ -388,6 +492,7 @@ class ExportCapture:
 
     async def _read(
         self,
+        *,
         log: Logger,
         stream: ExportedStream,
         start: datetime,
@@ -396,12 +501,12 @@ class ExportCapture:
         remember_from: datetime | None,
         check: bool = False,
         adopt: tuple[int, datetime] | None = None,
-    ) -> AsyncGenerator[Any, None]:
-        """Lists of documents of one window starting at `start` and ending at most at `limit`, then
-        the window's end; a `JobAccepted` before each job's documents. Lines of records at or after
+    ) -> AsyncGenerator[WindowRead, None]:
+        """The documents of one window starting at `start` and ending at most at `limit`, then its
+        `WindowEnd`; a `JobAccepted` before each job's documents. Lines of records at or after
         `remember_from` are remembered for the late-data pass; with `check`, lines emitted before
         are skipped. `adopt` is a job of ours already serving [start, its end).
-        Lists, not documents, so that each document crosses one async generator, not two."""
+        Lists of documents, not documents, so that each document crosses one async generator, not two."""
         progress = self.progress[stream.data_type]
         while True:
             end = adopt[1] if adopt else min(limit, start + progress.window)
@@ -455,7 +560,7 @@ class ExportCapture:
                                 if remember:
                                     digests.append(digest)
                             docs.append(doc)
-                        yield docs
+                        yield Documents(docs)
             except ExportTruncated:
                 self._shrink(window, progress)
                 continue
@@ -476,7 +581,7 @@ class ExportCapture:
                 {"window": str(window), "records": count, "next_window_s": progress.window.total_seconds(),
                  **({"skipped_malformed": skipped, "skipped_malformed_total": progress.skipped} if skipped else {})},
             )  # fmt: skip
-            yield window.end
+            yield WindowEnd(window.end)
             return
 
     def _shrink(self, window: ExportWindow, progress: TypeProgress) -> None:
