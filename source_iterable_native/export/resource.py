@@ -20,6 +20,16 @@ BackfillStart = Callable[[datetime], datetime]
 """Where the backfill of a binding (or data type) created at the given instant starts."""
 
 
+def realtime_subtask(data_type: str) -> str:
+    """The incremental subtask of a data type's real-time pass; its backfill is named `data_type`."""
+    return f"realtime.{data_type}"
+
+
+def lookback_subtask(data_type: str) -> str:
+    """The incremental subtask of a data type's late-data pass."""
+    return f"lookback.{data_type}"
+
+
 def _export_subtasks(
     streams: list[ExportedStream], cutoff: datetime, lag: timedelta, start: datetime
 ) -> common.ResourceState:
@@ -27,9 +37,9 @@ def _export_subtasks(
     checkpointed at the first open, so an empty start date does not move with later restarts."""
     inc: dict[str, common.ResourceState.Incremental | None] = {}
     for stream in streams:
-        inc[f"realtime.{stream.data_type}"] = common.ResourceState.Incremental(cursor=cutoff)
+        inc[realtime_subtask(stream.data_type)] = common.ResourceState.Incremental(cursor=cutoff)
         if lag:
-            inc[f"lookback.{stream.data_type}"] = common.ResourceState.Incremental(cursor=cutoff - lag)
+            inc[lookback_subtask(stream.data_type)] = common.ResourceState.Incremental(cursor=cutoff - lag)
     backfill: dict[str, common.ResourceState.Backfill | None] = {
         stream.data_type: common.ResourceState.Backfill(cutoff=cutoff, next_page=datetime_to_page(start))
         for stream in streams
@@ -67,15 +77,17 @@ def export_resource(
         fetch_changes: dict[str, Any] = {}
         fetch_page: dict[str, Any] = {}
         for stream in streams:
-            realtime = state.inc[f"realtime.{stream.data_type}"]
+            realtime = state.inc[realtime_subtask(stream.data_type)]
             assert realtime and isinstance(realtime.cursor, datetime)
             backfill = state.backfill.get(stream.data_type)
             if backfill is not None:
                 backfill.next_page = _dict_page(backfill.next_page)
             capture.track(stream.data_type, realtime.cursor, backfill.next_page if backfill else None)
-            fetch_changes[f"realtime.{stream.data_type}"] = functools.partial(capture.realtime, stream)
+            fetch_changes[realtime_subtask(stream.data_type)] = functools.partial(capture.realtime, stream)
             if lag:
-                fetch_changes[f"lookback.{stream.data_type}"] = functools.partial(capture.lookback, stream)
+                fetch_changes[lookback_subtask(stream.data_type)] = functools.partial(
+                    capture.lookback, stream
+                )
             legacy_start = _start_of_unpaged_backfill(config, state.backfill.get(stream.data_type), now)
             fetch_page[stream.data_type] = functools.partial(capture.backfill, stream, legacy_start)
         task.sourced_schema(binding_index, {"properties": key_schemas(model, key)})
@@ -129,7 +141,7 @@ async def _add_missing_subtasks(
     fresh = _export_subtasks(streams, now, lag, backfill_start(now))
     assert isinstance(fresh.inc, dict) and isinstance(fresh.backfill, dict)
     new_inc = {k: v for k, v in fresh.inc.items() if k not in state.inc}
-    new_types = [s.data_type for s in streams if f"realtime.{s.data_type}" in new_inc]
+    new_types = [s.data_type for s in streams if realtime_subtask(s.data_type) in new_inc]
     new_backfill = {t: fresh.backfill[t] for t in new_types}
     if not new_inc:
         return
