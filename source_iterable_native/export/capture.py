@@ -163,9 +163,14 @@ def idle_phase(data_type: str, period: timedelta) -> timedelta:
 
 
 def next_realtime_poll(
-    now: datetime, quiet_since: datetime, last_poll: datetime | None, interval: timedelta,
-    idle_max: timedelta, phase: timedelta,
-) -> datetime:  # fmt: skip
+    now: datetime,
+    *,
+    quiet_since: datetime,
+    last_poll: datetime | None,
+    interval: timedelta,
+    idle_max: timedelta,
+    phase: timedelta,
+) -> datetime:
     """When the real-time pass of a type should next export [cursor, now).
 
     A type quiet for q at its last poll waits max(interval, q / 2), so waits double while it
@@ -334,9 +339,11 @@ class ExportCapture:
         self, start: datetime, progress: TypeProgress, job: JobAccepted | None = None
     ) -> dict[str, Any]:
         return BackfillPage(
-            start=datetime_to_page(start), window=int(progress.window.total_seconds()),
-            job=job.job_id if job else None, end=datetime_to_page(job.window.end) if job else None,
-        ).cursor()  # fmt: skip
+            start=datetime_to_page(start),
+            window=int(progress.window.total_seconds()),
+            job=job.job_id if job else None,
+            end=datetime_to_page(job.window.end) if job else None,
+        ).cursor()
 
     def _remember_from(self, cursor: datetime) -> datetime | None:
         """Where the late-data pass will read again: records from there on are remembered."""
@@ -419,9 +426,13 @@ class ExportCapture:
             return
         now = self.clock()
         idle_max = IDLE_POLL_MAX * time_scale()
-        phase = idle_phase(stream.data_type, idle_max)
         due = next_realtime_poll(
-            now, progress.quiet_since(), progress.last_poll, self.interval, idle_max, phase
+            now,
+            quiet_since=progress.quiet_since(),
+            last_poll=progress.last_poll,
+            interval=self.interval,
+            idle_max=idle_max,
+            phase=idle_phase(stream.data_type, idle_max),
         )
         end = self._realtime_end(now)
         # The CDK calls again one interval after an empty poll: round to the nearest call.
@@ -520,7 +531,7 @@ class ExportCapture:
             digests = array("Q")
             try:
                 adopted, adopt = adopt[0] if adopt else None, None
-                async with aclosing(self.jobs.export(log, window, priority, adopted)) as batches:
+                async with aclosing(self.jobs.export(log, window, priority, adopt=adopted)) as batches:
                     async for batch in batches:
                         if isinstance(batch, JobAccepted):
                             early.replay()
@@ -576,11 +587,14 @@ class ExportCapture:
                     progress.backfill_newest = newest
             else:
                 progress.saw(newest)
-            log.info(
-                "exported window",
-                {"window": str(window), "records": count, "next_window_s": progress.window.total_seconds(),
-                 **({"skipped_malformed": skipped, "skipped_malformed_total": progress.skipped} if skipped else {})},
-            )  # fmt: skip
+            exported = {
+                "window": str(window),
+                "records": count,
+                "next_window_s": progress.window.total_seconds(),
+            }
+            if skipped:
+                exported |= {"skipped_malformed": skipped, "skipped_malformed_total": progress.skipped}
+            log.info("exported window", exported)
             yield WindowEnd(window.end)
             return
 

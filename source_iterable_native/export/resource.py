@@ -31,7 +31,7 @@ def lookback_subtask(data_type: str) -> str:
 
 
 def _export_subtasks(
-    streams: list[ExportedStream], cutoff: datetime, lag: timedelta, start: datetime
+    streams: list[ExportedStream], *, cutoff: datetime, lag: timedelta, start: datetime
 ) -> common.ResourceState:
     """The subtasks of newly captured data types. The backfill's first page is its resolved start,
     checkpointed at the first open, so an empty start date does not move with later restarts."""
@@ -69,10 +69,17 @@ def export_resource(
     ) -> None:
         jobs.stopping = task.stopping.event
         capture = ExportCapture(
-            jobs, name, config.advanced.window_size, lag, binding.resourceConfig.interval,
-            skip_malformed=config.advanced.skip_malformed_records, plan=jobs.http.export_plan,
-        )  # fmt: skip
-        await _add_missing_subtasks(binding, state, streams, lag, backfill_start, task)
+            jobs=jobs,
+            binding=name,
+            initial_window=config.advanced.window_size,
+            lag=lag,
+            interval=binding.resourceConfig.interval,
+            skip_malformed=config.advanced.skip_malformed_records,
+            plan=jobs.http.export_plan,
+        )
+        await _add_missing_subtasks(
+            task, binding=binding, state=state, streams=streams, lag=lag, backfill_start=backfill_start
+        )
         assert isinstance(state.inc, dict) and isinstance(state.backfill, dict)
         fetch_changes: dict[str, Any] = {}
         fetch_page: dict[str, Any] = {}
@@ -93,7 +100,12 @@ def export_resource(
         task.sourced_schema(binding_index, {"properties": key_schemas(model, key)})
         await task.checkpoint(ConnectorState())
         common.open_binding(
-            binding, binding_index, state, task, fetch_changes=fetch_changes, fetch_page=fetch_page
+            binding,
+            binding_index,
+            state,
+            task=task,
+            fetch_changes=fetch_changes,
+            fetch_page=fetch_page,
         )
 
     return common.Resource(
@@ -101,7 +113,7 @@ def export_resource(
         key=key,
         model=model,
         open=open,
-        initial_state=_export_subtasks(streams, now, lag, backfill_start(now)),
+        initial_state=_export_subtasks(streams, cutoff=now, lag=lag, start=backfill_start(now)),
         initial_config=ResourceConfig(name=name, interval=EXPORT_INTERVAL),
         schema_inference=True,
     )
@@ -125,12 +137,13 @@ def _start_of_unpaged_backfill(
 
 
 async def _add_missing_subtasks(
+    task: Task,
+    *,
     binding: CaptureBinding[ResourceConfig],
     state: common.ResourceState,
     streams: list[ExportedStream],
     lag: timedelta,
     backfill_start: BackfillStart,
-    task: Task,
 ) -> None:
     """Start capturing data types (or the lookback pass) that were enabled after the binding."""
     if not isinstance(state.inc, dict):
@@ -138,7 +151,7 @@ async def _add_missing_subtasks(
     if not isinstance(state.backfill, dict):
         state.backfill = {} if state.backfill is None else state.backfill
     now = datetime.now(tz=UTC).replace(microsecond=0)
-    fresh = _export_subtasks(streams, now, lag, backfill_start(now))
+    fresh = _export_subtasks(streams, cutoff=now, lag=lag, start=backfill_start(now))
     assert isinstance(fresh.inc, dict) and isinstance(fresh.backfill, dict)
     new_inc = {k: v for k, v in fresh.inc.items() if k not in state.inc}
     new_types = [s.data_type for s in streams if realtime_subtask(s.data_type) in new_inc]

@@ -36,15 +36,15 @@ def window(seconds: float) -> float:
 def test_export_start_and_file_list_have_a_budget_each_at_the_connectors_share() -> None:
     clock = Clock()
     http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=1.0)
-    start, files = http[Bucket.EXPORT].pacer, http[Bucket.EXPORT_FILE_LIST].pacer
+    start, files = http[Bucket.EXPORT].rate_limiter, http[Bucket.EXPORT_FILE_LIST].rate_limiter
     assert start is not files
     clock.now += 10
     assert (start.delay, files.delay) == (0, 0)  # one does not wait for the other
     assert start.delay == pytest.approx(window(1))
     half = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=0.5)
     clock.now += 10
-    assert half[Bucket.EXPORT].pacer.delay == 0
-    assert half[Bucket.EXPORT].pacer.delay == pytest.approx(window(2))
+    assert half[Bucket.EXPORT].rate_limiter.delay == 0
+    assert half[Bucket.EXPORT].rate_limiter.delay == pytest.approx(window(2))
 
 
 def test_the_share_sets_the_processing_slots_and_defaults_to_half() -> None:
@@ -115,9 +115,9 @@ async def test_at_half_share_an_export_request_waits_for_the_answer_of_the_other
 def test_a_new_process_waits_one_interval_before_its_first_export_request() -> None:
     clock = Clock()
     http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=1.0)
-    assert http[Bucket.EXPORT].pacer.delay == pytest.approx(window(1))
-    assert http[Bucket.EXPORT_FILE_LIST].pacer.delay == pytest.approx(window(1))
-    assert http[Bucket.DEFAULT].pacer.delay == 0
+    assert http[Bucket.EXPORT].rate_limiter.delay == pytest.approx(window(1))
+    assert http[Bucket.EXPORT_FILE_LIST].rate_limiter.delay == pytest.approx(window(1))
+    assert http[Bucket.DEFAULT].rate_limiter.delay == 0
 
 
 @pytest.mark.asyncio

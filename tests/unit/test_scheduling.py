@@ -27,7 +27,14 @@ log = logging.getLogger("test")
 
 
 def poll(now: datetime, quiet_since: datetime, last_poll: datetime | None) -> datetime:
-    return next_realtime_poll(now, quiet_since, last_poll, INTERVAL, HOUR, timedelta(minutes=17))
+    return next_realtime_poll(
+        now,
+        quiet_since=quiet_since,
+        last_poll=last_poll,
+        interval=INTERVAL,
+        idle_max=HOUR,
+        phase=timedelta(minutes=17),
+    )
 
 
 def test_a_busy_type_polls_every_interval() -> None:
