@@ -88,11 +88,6 @@ class BackfillPage(BaseModel):
         return make_cursor_dict(self.model_dump())
 
 
-def page_to_datetime(page: PageCursor) -> datetime | None:
-    read = BackfillPage.read(page)
-    return None if read is None else datetime.fromtimestamp(read.start, tz=UTC)
-
-
 def page_window(page: PageCursor) -> timedelta | None:
     read = BackfillPage.read(page)
     return None if read is None or not read.window else timedelta(seconds=read.window)
