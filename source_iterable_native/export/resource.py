@@ -2,7 +2,7 @@
 data type (see `capture`): `realtime.<type>` and `lookback.<type>` incremental, and a backfill."""
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from estuary_cdk.capture import Task, common
@@ -10,7 +10,7 @@ from estuary_cdk.flow import CaptureBinding
 
 from ..models import ConnectorState, EndpointConfig, ResourceConfig, key_schemas
 from .streams import ExportedStream
-from .capture import BackfillPage, ExportCapture, datetime_to_page
+from .capture import BackfillPage, ExportCapture, datetime_to_page, now_seconds
 from .jobs import ExportJobs
 
 EXPORT_INTERVAL = timedelta(minutes=5)
@@ -150,7 +150,7 @@ async def _add_missing_subtasks(
         state.inc = {}
     if not isinstance(state.backfill, dict):
         state.backfill = {} if state.backfill is None else state.backfill
-    now = datetime.now(tz=UTC).replace(microsecond=0)
+    now = now_seconds()
     fresh = _export_subtasks(streams, cutoff=now, lag=lag, start=backfill_start(now))
     assert isinstance(fresh.inc, dict) and isinstance(fresh.backfill, dict)
     new_inc = {k: v for k, v in fresh.inc.items() if k not in state.inc}
