@@ -293,6 +293,7 @@ class RealtimeOutput(PassOutput):
         if self.settled_before is not None and self.cursor < self.settled_before:
             self.progress.settle(self.cursor, min(end, self.settled_before))
         yield end
+        # Once the CDK has taken the cursor.
         self.progress.realtime_cursor = end
         self.progress.behind = end < self.limit
 
