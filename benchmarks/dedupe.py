@@ -26,7 +26,7 @@ from estuary_cdk import emitted_changes_cache
 from source_iterable_native.export.capture import ExportCapture
 from source_iterable_native.export.dedupe import EmittedLines, line_digest
 from source_iterable_native.export.jobs import ExportLines, ExportWindow, Priority
-from source_iterable_native.records import ExportedStream
+from source_iterable_native.export.streams import ExportedStream
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DATA_TYPE = "emailOpen"

@@ -15,7 +15,8 @@ import orjson
 
 from iterable_simulator.data import Generator
 from iterable_simulator.config import DataSpec
-from source_iterable_native.records import ExportedStream, repair_datetimes
+from source_iterable_native.export.streams import ExportedStream
+from source_iterable_native.records import repair_datetimes
 
 
 def sample(records: int) -> dict[str, list[dict[str, Any]]]:

@@ -41,7 +41,7 @@ from .models import (
 )
 from .budgets import Bucket
 from .sessions import IterableHTTP
-from .records import ExportedStream
+from .export.streams import ExportedStream
 
 SNAPSHOT_INTERVAL = timedelta(minutes=5)
 EXPORT_INTERVAL = timedelta(minutes=5)

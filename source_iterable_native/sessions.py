@@ -69,7 +69,6 @@ class RollingWindowPacer(RateLimiter):
         self.consecutive_429s = 0
         self.failed = 0
         self.total = 0
-        self.waited = 0.0
 
     def _window(self) -> float:
         assert self.limit is not None
@@ -83,7 +82,6 @@ class RollingWindowPacer(RateLimiter):
             at = max(at, self.sent[0] + self._window())
         if self.limit:
             self.sent.append(at)
-        self.waited += at - now
         return at - now
 
     async def depart(self, sleep: Callable[[float], Awaitable[None]] | None = None) -> None:
@@ -99,7 +97,6 @@ class RollingWindowPacer(RateLimiter):
             len(self.departed) == self.limit.requests
             and (wait := self.departed[0] + self._window() - self.clock()) > 0
         ):
-            self.waited += wait
             await sleep(wait)
         self.departed.append(self.clock())
 
@@ -142,12 +139,10 @@ class RollingWindowPacer(RateLimiter):
         self.blocked_until = max(self.blocked_until, self.clock() + backoff)
         return max(backoff, self.blocked_until - self.clock())
 
-    def retry_after(
-        self, log: Logger, value: str, now: Callable[[], datetime] = lambda: datetime.now(tz=UTC)
-    ) -> None:
+    def retry_after(self, log: Logger, value: str) -> None:
         """Hold the family back as long as Iterable's `Retry-After` asks (seconds or an HTTP date).
         It is Iterable's own clock, so it is not scaled."""
-        seconds = retry_after_seconds(value, now())
+        seconds = retry_after_seconds(value, datetime.now(tz=UTC))
         if seconds is None:
             log.info("ignoring an unreadable Retry-After", {"retry_after": value})
             return
@@ -175,6 +170,8 @@ def retry_after_seconds(value: str, now: datetime) -> float | None:
 class PacedSession(HTTPMixin):
     """The CDK HTTP client, paced by one endpoint family's budget."""
 
+    rate_limiter: RollingWindowPacer
+
     def __init__(
         self,
         inner: aiohttp.ClientSession,
@@ -184,10 +181,9 @@ class PacedSession(HTTPMixin):
         self.inner = inner
         self.token_source = token_source
         self.rate_limiter = pacer
-        self.pacer = pacer
 
     async def _depart(self) -> None:
-        await self.pacer.depart()
+        await self.rate_limiter.depart()
 
     async def _establish_connection_and_get_response(self, log: Logger, *args: Any) -> Any:
         await self._depart()
@@ -195,7 +191,7 @@ class PacedSession(HTTPMixin):
         if (response.status == 429 or response.status >= 500) and (
             retry_after := _header(response.headers, "Retry-After")
         ):
-            self.pacer.retry_after(log, retry_after)
+            self.rate_limiter.retry_after(log, retry_after)
         return response
 
     async def _request_stream(
@@ -214,10 +210,19 @@ class PacedSession(HTTPMixin):
         """Every request method of the CDK funnels through here: give 5xx retries a back-off."""
 
         def back_off(status: int, headers: Any, body: bytes, attempt: int) -> bool:
-            return self.pacer.server_error(log, status, attempt)
+            return self.rate_limiter.server_error(log, status, attempt)
 
         return await super()._request_stream(
-            log, url, method, params, json, form, with_token, headers, should_retry or back_off, timeout
+            log,
+            url,
+            method,
+            params=params,
+            json=json,
+            form=form,
+            with_token=with_token,
+            headers=headers,
+            should_retry=should_retry or back_off,
+            timeout=timeout,
         )
 
 
@@ -248,10 +253,10 @@ class SerialSession(PacedSession):
         self.combined = combined
 
     async def _depart(self) -> None:
-        await self.pacer.depart()
+        await self.rate_limiter.depart()
         if self.combined is not None:
             await self.combined.depart()
-            self.pacer.restamp()
+            self.rate_limiter.restamp()
 
     async def request(  # type: ignore[override]
         self, log: Logger, url: str, *args: Any, priority: Priority = Priority.REALTIME, **kwargs: Any
@@ -260,7 +265,7 @@ class SerialSession(PacedSession):
             try:
                 return await super().request(log, url, *args, **kwargs)
             finally:
-                self.pacer.answered()
+                self.rate_limiter.answered()
                 if self.combined is not None:
                     self.combined.restamp()
 
@@ -304,8 +309,8 @@ class IterableHTTP:
                 inner,
                 token_source,
                 RollingWindowPacer(limit, clock, full=True),
-                self.export_combined,
-                self.export_turn,
+                combined=self.export_combined,
+                turn=self.export_turn,
             )
         return PacedSession(
             inner, None if bucket is Bucket.FILES else token_source, RollingWindowPacer(limit, clock)

@@ -1,4 +1,3 @@
-from .capture import BackfillPage, ExportCapture
-from .jobs import ExportJobs, ExportWindow, JobState, Priority
+from .jobs import ExportJobs
 
-__all__ = ["BackfillPage", "ExportCapture", "ExportJobs", "ExportWindow", "JobState", "Priority"]
+__all__ = ["ExportJobs"]

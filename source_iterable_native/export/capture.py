@@ -17,19 +17,21 @@ resubmitted (or, truncated, split): records of files read early are then listed 
 emitted only once (`EarlyLines`).
 """
 
+import itertools
 import zlib
+from abc import ABC, abstractmethod
 from array import array
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from logging import Logger
-from typing import Any, AsyncGenerator, Callable
+from typing import Any, AsyncGenerator, Callable, Iterable, Iterator, NamedTuple, assert_never
 
 from estuary_cdk.capture.common import LogCursor, PageCursor, make_cursor_dict
 from pydantic import BaseModel
 
 from ..budgets import ExportPlan, time_scale
-from ..records import ExportedStream, MalformedRecord
+from .streams import ExportedStream, MalformedRecord
 from .dedupe import EmittedLines, line_digest
 from .jobs import (
     ExportFailed,
@@ -84,11 +86,6 @@ class BackfillPage(BaseModel):
     def cursor(self) -> dict[str, Any]:
         """The page to yield: the CDK takes a dict for a page only with its marker."""
         return make_cursor_dict(self.model_dump())
-
-
-def page_to_datetime(page: PageCursor) -> datetime | None:
-    read = BackfillPage.read(page)
-    return None if read is None else datetime.fromtimestamp(read.start, tz=UTC)
 
 
 def page_window(page: PageCursor) -> timedelta | None:
@@ -161,9 +158,14 @@ def idle_phase(data_type: str, period: timedelta) -> timedelta:
 
 
 def next_realtime_poll(
-    now: datetime, quiet_since: datetime, last_poll: datetime | None, interval: timedelta,
-    idle_max: timedelta, phase: timedelta,
-) -> datetime:  # fmt: skip
+    now: datetime,
+    *,
+    quiet_since: datetime,
+    last_poll: datetime | None,
+    interval: timedelta,
+    idle_max: timedelta,
+    phase: timedelta,
+) -> datetime:
     """When the real-time pass of a type should next export [cursor, now).
 
     A type quiet for q at its last poll waits max(interval, q / 2), so waits double while it
@@ -198,6 +200,116 @@ def next_slot(after: datetime, period: timedelta, phase: timedelta) -> datetime:
     return origin + periods * period
 
 
+class Documents(NamedTuple):
+    """The documents of one network read of an export file."""
+
+    docs: list[Any]
+
+
+class WindowEnd(NamedTuple):
+    """Every document of the window [start, end) has been read."""
+
+    end: datetime
+
+
+WindowRead = Documents | JobAccepted | WindowEnd
+"""What `ExportCapture._read` yields: `JobAccepted` before each job's documents, `Documents` as
+its files are read, and `WindowEnd` last."""
+
+
+class PassOutput(ABC):
+    """What one call of a pass gives the CDK for each `WindowRead`: the documents, and the
+    checkpoints of that pass. Documents come as the list `_read` built, so each one crosses a
+    single async generator."""
+
+    def emit(self, item: WindowRead) -> Iterable[Any]:
+        match item:
+            case Documents(docs):
+                return self.documents(docs)
+            case JobAccepted():
+                return self.job_accepted(item)
+            case WindowEnd(end):
+                return self.window_end(end)
+            case _:
+                assert_never(item)
+
+    def documents(self, docs: list[Any]) -> Iterable[Any]:
+        return docs
+
+    def job_accepted(self, job: JobAccepted) -> Iterable[Any]:
+        return ()
+
+    @abstractmethod
+    def window_end(self, end: datetime) -> Iterable[Any]: ...
+
+
+@dataclass
+class BackfillOutput(PassOutput):
+    """A backfill window's documents, committed in parts at the window's unchanged start."""
+
+    page: Callable[[JobAccepted | None], dict[str, Any]]
+    """The page of the window's start, naming the job that serves it."""
+    job: JobAccepted | None = None
+    pending: int = 0
+    """Documents emitted since the last page."""
+    end: datetime | None = None
+
+    def job_accepted(self, job: JobAccepted) -> Iterable[Any]:
+        # Persisted before reading, so a restart adopts this job rather than start another.
+        self.job, self.pending = job, 0
+        return (self.page(job),)
+
+    def documents(self, docs: list[Any]) -> Iterable[Any]:
+        self.pending += len(docs)
+        if self.pending < BACKFILL_DOCS_PER_CHECKPOINT:
+            return docs
+        self.pending = 0
+        return itertools.chain(docs, (self.page(self.job),))
+
+    def window_end(self, end: datetime) -> Iterable[Any]:
+        self.end = end
+        return ()
+
+
+@dataclass
+class RealtimeOutput(PassOutput):
+    """A real-time read of [cursor, limit): its documents, then the window's end as the cursor,
+    unless nothing was read up to `limit`."""
+
+    progress: TypeProgress
+    cursor: datetime
+    limit: datetime
+    settled_before: datetime | None
+    """`now - lag` with a late-data pass: what real time reads before it is settled."""
+    empty: bool = True
+
+    def documents(self, docs: list[Any]) -> Iterable[Any]:
+        self.empty = self.empty and not docs
+        return docs
+
+    def window_end(self, end: datetime) -> Iterator[Any]:
+        if self.empty and end == self.limit:
+            return  # nothing new up to the end: read the same stretch again next time
+        if self.settled_before is not None and self.cursor < self.settled_before:
+            self.progress.settle(self.cursor, min(end, self.settled_before))
+        yield end
+        # Once the CDK has taken the cursor.
+        self.progress.realtime_cursor = end
+        self.progress.behind = end < self.limit
+
+
+@dataclass
+class LookbackOutput(PassOutput):
+    """A late-data read: its documents, then the window's end as the cursor, releasing the memory
+    of what other passes emitted before it."""
+
+    progress: TypeProgress
+
+    def window_end(self, end: datetime) -> Iterable[Any]:
+        self.progress.emitted.release(end)
+        return (end,)
+
+
 @dataclass
 class ExportCapture:
     """The fetch functions of one binding (users or events) and their shared, in-memory pacing."""
@@ -223,9 +335,11 @@ class ExportCapture:
         self, start: datetime, progress: TypeProgress, job: JobAccepted | None = None
     ) -> dict[str, Any]:
         return BackfillPage(
-            start=datetime_to_page(start), window=int(progress.window.total_seconds()),
-            job=job.job_id if job else None, end=datetime_to_page(job.window.end) if job else None,
-        ).cursor()  # fmt: skip
+            start=datetime_to_page(start),
+            window=int(progress.window.total_seconds()),
+            job=job.job_id if job else None,
+            end=datetime_to_page(job.window.end) if job else None,
+        ).cursor()
 
     def _remember_from(self, cursor: datetime) -> datetime | None:
         """Where the late-data pass will read again: records from there on are remembered."""
@@ -251,28 +365,20 @@ class ExportCapture:
         if progress.refused is not None:
             yield await self._wait_for_restart(self._page(window_start, progress))
             return
-        end = None
-        job = None
+        output = BackfillOutput(page=lambda job: self._page(window_start, progress, job))
+        reading = self._read(
+            log=log,
+            stream=stream,
+            start=window_start,
+            limit=cutoff,
+            priority=Priority.BACKFILL,
+            remember_from=self._remember_from(cutoff - self.lag),
+            adopt=adopt,
+        )
         try:
-            pending = 0
-            remember = self._remember_from(cutoff - self.lag)
-            reading = self._read(log, stream, window_start, cutoff, Priority.BACKFILL, remember, adopt=adopt)
             async for item in reading:
-                if isinstance(item, datetime):
-                    end = item
-                    continue
-                if isinstance(item, JobAccepted):
-                    # Persisted before reading, so a restart adopts this job rather than start another.
-                    job = item
-                    yield self._page(window_start, progress, job)
-                    pending = 0
-                    continue
-                for doc in item:
-                    yield doc
-                pending += len(item)
-                if pending >= BACKFILL_DOCS_PER_CHECKPOINT:
-                    yield self._page(window_start, progress, job)
-                    pending = 0
+                for out in output.emit(item):
+                    yield out
         except ExportStopped:
             yield self._page(window_start, progress)
             return
@@ -280,11 +386,12 @@ class ExportCapture:
             self._refuse(log, refused)
             yield await self._wait_for_restart(self._page(window_start, progress))
             return
+        end = output.end
         assert end is not None
         if end >= cutoff:
             progress.saw(progress.backfill_newest or start)
         # The CDK ends a backfill when its last item is a document, and calls again otherwise.
-        if end < cutoff or not pending:
+        if end < cutoff or not output.pending:
             yield self._page(end, progress)
 
     def _refuse(self, log: Logger, refused: ExportRefused) -> None:
@@ -315,35 +422,36 @@ class ExportCapture:
             return
         now = self.clock()
         idle_max = IDLE_POLL_MAX * time_scale()
-        phase = idle_phase(stream.data_type, idle_max)
         due = next_realtime_poll(
-            now, progress.quiet_since(), progress.last_poll, self.interval, idle_max, phase
+            now,
+            quiet_since=progress.quiet_since(),
+            last_poll=progress.last_poll,
+            interval=self.interval,
+            idle_max=idle_max,
+            phase=idle_phase(stream.data_type, idle_max),
         )
         end = self._realtime_end(now)
         # The CDK calls again one interval after an empty poll: round to the nearest call.
         if end - cursor < timedelta(seconds=1) or (not progress.behind and now < due - self.interval / 2):
             return
         progress.last_poll = now
-        empty = True
         # What real time reads when already `lag` old is settled: the late-data pass skips it.
         old = now - self.lag
-        remember = self._remember_from(max(cursor, old))
+        output = RealtimeOutput(
+            progress=progress, cursor=cursor, limit=end, settled_before=old if self.lag else None
+        )
+        reading = self._read(
+            log=log,
+            stream=stream,
+            start=cursor,
+            limit=end,
+            priority=Priority.REALTIME,
+            remember_from=self._remember_from(max(cursor, old)),
+        )
         try:
-            async for item in self._read(log, stream, cursor, end, Priority.REALTIME, remember):
-                if isinstance(item, JobAccepted):
-                    continue
-                if not isinstance(item, datetime):
-                    empty = empty and not item
-                    for doc in item:
-                        yield doc
-                elif empty and item == end:
-                    return  # nothing new up to the end: read the same stretch again next time
-                else:
-                    if self.lag and cursor < old:
-                        progress.settle(cursor, min(item, old))
-                    yield item
-                    progress.realtime_cursor = item
-                    progress.behind = item < end
+            async for item in reading:
+                for out in output.emit(item):
+                    yield out
         except ExportStopped:
             return
         except ExportRefused as refused:
@@ -370,17 +478,20 @@ class ExportCapture:
         )
         if not lookback_due(now, cursor, reach, self.lag):
             return
-        end = min(now - self.lag, reach)
+        output = LookbackOutput(progress)
+        reading = self._read(
+            log=log,
+            stream=stream,
+            start=cursor,
+            limit=min(now - self.lag, reach),
+            priority=Priority.LOOKBACK,
+            remember_from=None,
+            check=True,
+        )
         try:
-            async for item in self._read(log, stream, cursor, end, Priority.LOOKBACK, None, check=True):
-                if isinstance(item, JobAccepted):
-                    continue
-                if not isinstance(item, datetime):
-                    for doc in item:
-                        yield doc
-                    continue
-                progress.emitted.release(item)
-                yield item
+            async for item in reading:
+                for out in output.emit(item):
+                    yield out
         except ExportStopped:
             return
         except ExportRefused as refused:
@@ -388,6 +499,7 @@ class ExportCapture:
 
     async def _read(
         self,
+        *,
         log: Logger,
         stream: ExportedStream,
         start: datetime,
@@ -396,12 +508,12 @@ class ExportCapture:
         remember_from: datetime | None,
         check: bool = False,
         adopt: tuple[int, datetime] | None = None,
-    ) -> AsyncGenerator[Any, None]:
-        """Lists of documents of one window starting at `start` and ending at most at `limit`, then
-        the window's end; a `JobAccepted` before each job's documents. Lines of records at or after
+    ) -> AsyncGenerator[WindowRead, None]:
+        """The documents of one window starting at `start` and ending at most at `limit`, then its
+        `WindowEnd`; a `JobAccepted` before each job's documents. Lines of records at or after
         `remember_from` are remembered for the late-data pass; with `check`, lines emitted before
         are skipped. `adopt` is a job of ours already serving [start, its end).
-        Lists, not documents, so that each document crosses one async generator, not two."""
+        Lists of documents, not documents, so that each document crosses one async generator, not two."""
         progress = self.progress[stream.data_type]
         while True:
             end = adopt[1] if adopt else min(limit, start + progress.window)
@@ -415,7 +527,7 @@ class ExportCapture:
             digests = array("Q")
             try:
                 adopted, adopt = adopt[0] if adopt else None, None
-                async with aclosing(self.jobs.export(log, window, priority, adopted)) as batches:
+                async with aclosing(self.jobs.export(log, window, priority, adopt=adopted)) as batches:
                     async for batch in batches:
                         if isinstance(batch, JobAccepted):
                             early.replay()
@@ -455,7 +567,7 @@ class ExportCapture:
                                 if remember:
                                     digests.append(digest)
                             docs.append(doc)
-                        yield docs
+                        yield Documents(docs)
             except ExportTruncated:
                 self._shrink(window, progress)
                 continue
@@ -471,12 +583,15 @@ class ExportCapture:
                     progress.backfill_newest = newest
             else:
                 progress.saw(newest)
-            log.info(
-                "exported window",
-                {"window": str(window), "records": count, "next_window_s": progress.window.total_seconds(),
-                 **({"skipped_malformed": skipped, "skipped_malformed_total": progress.skipped} if skipped else {})},
-            )  # fmt: skip
-            yield window.end
+            exported = {
+                "window": str(window),
+                "records": count,
+                "next_window_s": progress.window.total_seconds(),
+            }
+            if skipped:
+                exported |= {"skipped_malformed": skipped, "skipped_malformed_total": progress.skipped}
+            log.info("exported window", exported)
+            yield WindowEnd(window.end)
             return
 
     def _shrink(self, window: ExportWindow, progress: TypeProgress) -> None:

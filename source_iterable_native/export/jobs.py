@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from logging import Logger
-from typing import Any, AsyncGenerator, AsyncIterator, Callable
+from typing import Any, AsyncGenerator, AsyncIterator
 
 import aiohttp
 import orjson
@@ -180,20 +180,11 @@ class JobSlots(PriorityGate):
 
 
 class ExportJobs:
-    def __init__(
-        self,
-        http: IterableHTTP,
-        origin: str,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ):
+    def __init__(self, http: IterableHTTP, origin: str):
         self.http = http
         self.origin = origin
-        self.clock = clock
-        self.wall_clock = wall_clock
         self.slots = JobSlots(export_jobs_processing(http.export_share))
         self.stopping: asyncio.Event | None = None
-        self.jobs_started = 0
         self.ours: deque[int] = deque(maxlen=OURS_REMEMBERED)
         """Ids of the latest jobs this process started or adopted: never taken for a lost start's job."""
 
@@ -214,7 +205,11 @@ class ExportJobs:
         while attempt < MAX_JOB_ATTEMPTS:
             async with AsyncExitStack() as slot:
                 await slot.enter_async_context(self.slots.hold(priority))
-                first = await self._adopt(log, adopt, window, priority) if adopt is not None else None
+                first = (
+                    await self._adopt(log, job_id=adopt, window=window, priority=priority)
+                    if adopt is not None
+                    else None
+                )
                 if first is None:
                     attempt += 1
                     job_id = await self._start(log, window, priority)
@@ -222,8 +217,11 @@ class ExportJobs:
                     job_id = first.jobId
                 adopt = None
                 yield JobAccepted(job_id, window)
+                reading = self._read_job(
+                    log, job_id=job_id, window=window, priority=priority, slot=slot, first=first
+                )
                 try:
-                    async for lines in self._read_job(log, job_id, window, priority, slot, first):
+                    async for lines in reading:
                         yield lines
                     return
                 except _JobFailed:
@@ -237,14 +235,14 @@ class ExportJobs:
         )
 
     async def _request(
-        self, log: Logger, bucket: Bucket, priority: Priority, url: str, **kwargs: Any
+        self, log: Logger, url: str, *, bucket: Bucket, priority: Priority, **kwargs: Any
     ) -> bytes:
         """Every request of the organisation's export budgets (start, files pages) passes here, with
         the priority of the subtask that needs it."""
         return await self.http.organisation(bucket).request(log, url, priority=priority, **kwargs)
 
     async def _adopt(
-        self, log: Logger, job_id: int, window: ExportWindow, priority: Priority
+        self, log: Logger, *, job_id: int, window: ExportWindow, priority: Priority
     ) -> _FilesResponse | None:
         """The first files page of our job `job_id` if it still serves, None if it is gone."""
         try:
@@ -271,11 +269,11 @@ class ExportJobs:
         unmatched = 0
         while True:
             before = {job.id for job in await self._list_jobs(log)}
-            sent = self.wall_clock()
+            sent = time.time()
             try:
                 job_id = await self._post_start(log, window, priority)
             except _AnswerLost as lost:
-                candidates = await self._lost_job_candidates(log, window, before, sent)
+                candidates = await self._lost_job_candidates(log, window=window, before=before, sent=sent)
                 if len(candidates) != 1:
                     # None: no job was created, so sending again is safe (a 429 ends here too).
                     unmatched += len(candidates) > 1
@@ -295,7 +293,6 @@ class ExportJobs:
                     "adopted the export job whose start answer was lost",
                     {"job_id": job_id, "window": str(window)},
                 )
-            self.jobs_started += 1
             self.ours.append(job_id)
             log.debug("started export job", {"job_id": job_id, "window": str(window)})
             return job_id
@@ -304,12 +301,15 @@ class ExportJobs:
         session = self.http.organisation(Bucket.EXPORT)
 
         def lost_on_server_error(status: int, headers: Any, body: bytes, attempt: int) -> bool:
-            session.pacer.server_error(log, status, attempt)
+            session.rate_limiter.server_error(log, status, attempt)
             return False
 
         try:
             body = await self._request(
-                log, Bucket.EXPORT, priority, f"{self.origin}/api/export/start",
+                log,
+                f"{self.origin}/api/export/start",
+                bucket=Bucket.EXPORT,
+                priority=priority,
                 method="POST",
                 json={
                     "dataTypeName": window.data_type,
@@ -319,7 +319,7 @@ class ExportJobs:
                 },
                 headers=_OneAttempt(),
                 should_retry=lost_on_server_error,
-            )  # fmt: skip
+            )
         except HTTPError as err:
             if err.code >= 500:
                 raise _AnswerLost(f"HTTP {err.code}") from err
@@ -336,11 +336,11 @@ class ExportJobs:
         return _JobsResponse.model_validate_json(body).jobs
 
     async def _lost_job_candidates(
-        self, log: Logger, window: ExportWindow, before: set[int], sent: float
+        self, log: Logger, *, window: ExportWindow, before: set[int], sent: float
     ) -> list[int]:
         """Jobs of `window`'s data type that appeared since `before` was listed, are not known to
         be ours already, and were scheduled around when the lost start was sent."""
-        answered = self.wall_clock()
+        answered = time.time()
         skew = ADOPT_CLOCK_SKEW.total_seconds()
         candidates = [
             job.id
@@ -358,13 +358,18 @@ class ExportJobs:
     ) -> _FilesResponse:
         params = {"startAfter": start_after} if start_after else None
         body = await self._request(
-            log, Bucket.EXPORT_FILE_LIST, priority, f"{self.origin}/api/export/{job_id}/files", params=params
+            log,
+            f"{self.origin}/api/export/{job_id}/files",
+            bucket=Bucket.EXPORT_FILE_LIST,
+            priority=priority,
+            params=params,
         )
         return _FilesResponse.model_validate_json(body)
 
     async def _read_job(
         self,
         log: Logger,
+        *,
         job_id: int,
         window: ExportWindow,
         priority: Priority,
@@ -374,7 +379,7 @@ class ExportJobs:
         """Every line of the job's files, each file read as soon as Iterable lists it. The files
         page after the current one is requested while the current one's files download. The
         processing slot is given back once the job has completed."""
-        deadline = self.clock() + JOB_DEADLINE.total_seconds() * time_scale()
+        deadline = time.monotonic() + JOB_DEADLINE.total_seconds() * time_scale()
         delay = POLL_FIRST_DELAY_S
         last: str | None = None
         settled = False
@@ -390,7 +395,7 @@ class ExportJobs:
                         if not settled:
                             await self._cancel(log, job_id)
                         raise ExportStopped(str(window))
-                    response = await self._files(log, job_id, priority, last)
+                    response = await self._files(log, job_id, priority, start_after=last)
                 match JobState.parse(response.jobState):
                     case JobState.FAILED | JobState.CANCELLED | JobState.CANCELLING:
                         raise _JobFailed()
@@ -399,7 +404,7 @@ class ExportJobs:
                         await slot.aclose()
                         if response.exportTruncated:
                             raise ExportTruncated(str(window))
-                if not settled and self.clock() >= deadline:
+                if not settled and time.monotonic() >= deadline:
                     await self._cancel(log, job_id)
                     raise ExportFailed(
                         f"Iterable's export job {job_id} for {window} did not complete within "
@@ -410,9 +415,12 @@ class ExportJobs:
                     last = response.files[-1].file
                     # The page size is undocumented, so only an empty page proves the list complete.
                     # A download in progress: its next page goes ahead of other types' starts and polls.
-                    ahead = asyncio.create_task(self._files(log, job_id, Priority.DOWNLOAD, last))
+                    ahead = asyncio.create_task(self._files(log, job_id, Priority.DOWNLOAD, start_after=last))
                     for file in response.files:
-                        async for lines in self._stream_file(log, job_id, window, priority, file, settled):
+                        reading = self._stream_file(
+                            log, job_id=job_id, window=window, file=file, settled=settled
+                        )
+                        async for lines in reading:
                             yield lines
                     delay = POLL_FIRST_DELAY_S
                 elif settled:
@@ -437,9 +445,9 @@ class ExportJobs:
     async def _stream_file(
         self,
         log: Logger,
+        *,
         job_id: int,
         window: ExportWindow,
-        priority: Priority,
         file: _ExportFile,
         settled: bool,
     ) -> AsyncGenerator[ExportLines, None]:
@@ -453,7 +461,11 @@ class ExportJobs:
                     skip = max(0, emitted - first + 1)
                     if skip < len(lines):
                         yield ExportLines(
-                            window, file.file, first + skip, lines[skip:] if skip else lines, settled
+                            window=window,
+                            file=file.file,
+                            first=first + skip,
+                            lines=lines[skip:] if skip else lines,
+                            settled=settled,
                         )
                     emitted = max(emitted, first + len(lines) - 1)
                 return
@@ -461,7 +473,7 @@ class ExportJobs:
                 if err.code != 403 or "expired" not in err.message.lower():
                     raise
                 log.info("export file URL expired; refreshing it", {"file": file.file, "job_id": job_id})
-                url = await self._fresh_url(log, job_id, Priority.DOWNLOAD, file.file)
+                url = await self._fresh_url(log, job_id, file.file)
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError) as err:
                 log.warning(
                     "export file transfer broke; resuming it",
@@ -471,10 +483,11 @@ class ExportJobs:
             f"Could not read {file.file} of the export of {window} after {MAX_FILE_ATTEMPTS} attempts."
         )
 
-    async def _fresh_url(self, log: Logger, job_id: int, priority: Priority, file_name: str) -> str:
+    async def _fresh_url(self, log: Logger, job_id: int, file_name: str) -> str:
+        """The current URL of an expired file: asked for at a download's priority."""
         start_after = None
         while True:
-            page = (await self._files(log, job_id, priority, start_after=start_after)).files
+            page = (await self._files(log, job_id, Priority.DOWNLOAD, start_after=start_after)).files
             for file in page:
                 if file.file == file_name:
                     return file.url

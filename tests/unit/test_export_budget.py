@@ -13,20 +13,12 @@ from estuary_cdk.http import HTTPMixin, TokenSource
 import estuary_cdk.http as cdk_http
 from iterable_simulator import Simulator, SimulatorConfig
 from iterable_simulator.faults import Fault, FaultConfig
-from source_iterable_native.export.jobs import ExportJobs, JobSlots, Priority
+from source_iterable_native.budgets import Bucket, ExportPlan, Priority, export_jobs_processing
+from source_iterable_native.export.jobs import ExportJobs, JobSlots
 from source_iterable_native.models import Advanced, ApiKey
-from source_iterable_native.budgets import Bucket, ExportPlan, export_jobs_processing
 from source_iterable_native.sessions import JITTER_MARGIN_S, SAFETY_MARGIN, IterableHTTP, retry_after_seconds
 
-log = logging.getLogger("test")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .fakes import log, monotonic_clock
 
 
 def window(seconds: float) -> float:
@@ -34,23 +26,23 @@ def window(seconds: float) -> float:
 
 
 def test_export_start_and_file_list_have_a_budget_each_at_the_connectors_share() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=1.0)
-    start, files = http[Bucket.EXPORT].pacer, http[Bucket.EXPORT_FILE_LIST].pacer
+    start, files = http[Bucket.EXPORT].rate_limiter, http[Bucket.EXPORT_FILE_LIST].rate_limiter
     assert start is not files
     clock.now += 10
     assert (start.delay, files.delay) == (0, 0)  # one does not wait for the other
     assert start.delay == pytest.approx(window(1))
     half = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=0.5)
     clock.now += 10
-    assert half[Bucket.EXPORT].pacer.delay == 0
-    assert half[Bucket.EXPORT].pacer.delay == pytest.approx(window(2))
+    assert half[Bucket.EXPORT].rate_limiter.delay == 0
+    assert half[Bucket.EXPORT].rate_limiter.delay == pytest.approx(window(2))
 
 
 def test_the_share_sets_the_processing_slots_and_defaults_to_half() -> None:
     assert Advanced().export_budget_share == 0.5
     assert [export_jobs_processing(s) for s in (1.0, 0.5, 0.25, 0.1)] == [4, 2, 1, 1]
-    jobs = ExportJobs(IterableHTTP(MagicMock(), MagicMock(), Clock()), "http://x")
+    jobs = ExportJobs(IterableHTTP(MagicMock(), MagicMock(), monotonic_clock()), "http://x")
     assert jobs.slots.free == 2
 
 
@@ -59,7 +51,7 @@ async def test_at_half_share_any_two_export_requests_leave_a_second_apart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Even if Iterable counted export/start and export/{jobId}/files as one budget."""
-    clock = Clock()
+    clock = monotonic_clock()
     http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=0.5)
 
     async def sleep(seconds: float) -> None:
@@ -81,7 +73,7 @@ async def test_at_half_share_an_export_request_waits_for_the_answer_of_the_other
 ) -> None:
     """A start held in our event loop or on the network must not reach Iterable right behind a
     files request: one export request at a time across both budgets, counted from its answer."""
-    clock = Clock()
+    clock = monotonic_clock()
     answer = asyncio.Event()
     sent: list[tuple[str, float]] = []
 
@@ -113,11 +105,11 @@ async def test_at_half_share_an_export_request_waits_for_the_answer_of_the_other
 
 
 def test_a_new_process_waits_one_interval_before_its_first_export_request() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     http = IterableHTTP(MagicMock(), MagicMock(), clock, export_share=1.0)
-    assert http[Bucket.EXPORT].pacer.delay == pytest.approx(window(1))
-    assert http[Bucket.EXPORT_FILE_LIST].pacer.delay == pytest.approx(window(1))
-    assert http[Bucket.DEFAULT].pacer.delay == 0
+    assert http[Bucket.EXPORT].rate_limiter.delay == pytest.approx(window(1))
+    assert http[Bucket.EXPORT_FILE_LIST].rate_limiter.delay == pytest.approx(window(1))
+    assert http[Bucket.DEFAULT].rate_limiter.delay == 0
 
 
 @pytest.mark.asyncio
@@ -131,7 +123,7 @@ async def test_cancelling_spends_the_export_start_budget(monkeypatch: pytest.Mon
         return b"{}"
 
     monkeypatch.setattr(HTTPMixin, "request", request)
-    http = IterableHTTP(MagicMock(), MagicMock(), Clock())
+    http = IterableHTTP(MagicMock(), MagicMock(), monotonic_clock())
     await ExportJobs(http, "http://x")._cancel(log, 7)
     assert used == [(http[Bucket.EXPORT], "DELETE")]
 
@@ -150,7 +142,7 @@ async def test_a_download_in_progress_goes_before_new_starts_and_polls(
         return b"{}"
 
     monkeypatch.setattr(HTTPMixin, "request", request)
-    session = IterableHTTP(MagicMock(), MagicMock(), Clock()).organisation(Bucket.EXPORT_FILE_LIST)
+    session = IterableHTTP(MagicMock(), MagicMock(), monotonic_clock()).organisation(Bucket.EXPORT_FILE_LIST)
     first = asyncio.create_task(session.request(log, "first", priority=Priority.BACKFILL))
     await asyncio.sleep(0)
     waiting = [
@@ -208,7 +200,7 @@ async def test_retry_after_is_honoured_on_every_budget(
 ) -> None:
     """Iterable answers 429 with Retry-After: 30; the retry waits 30 s, not the 2 s back-off."""
     sim = Simulator(SimulatorConfig(faults=FaultConfig(retry_after_s=30)))
-    clock = Clock()
+    clock = monotonic_clock()
     path = "/api/export/start" if bucket is Bucket.EXPORT else "/api/channels"
     sim.faults.schedule(Fault.RATE_LIMIT_RETRY_AFTER, path)
     await sim.start()

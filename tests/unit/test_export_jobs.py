@@ -2,8 +2,7 @@
 job emitted once, a persisted job adopted."""
 
 import asyncio
-import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator
 
 import orjson
@@ -20,15 +19,15 @@ from source_iterable_native.export.jobs import (
     Priority,
 )
 from source_iterable_native.budgets import TIME_SCALE_ENV, Bucket
-from source_iterable_native.records import ExportedStream
+from source_iterable_native.export.streams import ExportedStream
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-log = logging.getLogger("test")
+from .fakes import T0, event_line, export_capture, log
+
 STREAM = ExportedStream("emailOpen", "createdAt", None)
 
 
 def line(i: int) -> bytes:
-    return orjson.dumps({"createdAt": (T0 + timedelta(seconds=i)).isoformat(), "email": f"{i}@x.test"})
+    return event_line(T0 + timedelta(seconds=i), f"{i}@x.test")
 
 
 class ScriptedExportAPI:
@@ -95,24 +94,23 @@ class ReplacedJob:
     ) -> AsyncIterator[Any]:
         self.calls.append((window, adopt))
         yield JobAccepted(adopt or 1, window)
-        yield ExportLines(window, "a", 1, [line(1), line(2)], settled=False)
+        yield ExportLines(window=window, file="a", first=1, lines=[line(1), line(2)], settled=False)
         yield JobAccepted(2, window)
-        yield ExportLines(window, "a", 1, [line(2), line(1)], settled=True)
-        yield ExportLines(window, "b", 1, [line(3)], settled=True)
+        yield ExportLines(window=window, file="a", first=1, lines=[line(2), line(1)], settled=True)
+        yield ExportLines(window=window, file="b", first=1, lines=[line(3)], settled=True)
 
 
 def capture(jobs: Any, cutoff: datetime) -> ExportCapture:
-    c = ExportCapture(
-        jobs, "events", timedelta(days=2), timedelta(hours=1), timedelta(minutes=5), clock=lambda: cutoff
-    )
-    c.track("emailOpen", cutoff)
-    return c
+    return export_capture(jobs, "emailOpen", cutoff, window=timedelta(days=2), clock=lambda: cutoff)
 
 
 @pytest.mark.asyncio
 async def test_records_read_before_a_job_failed_are_emitted_once_and_each_job_is_persisted() -> None:
     cutoff = T0 + timedelta(days=1)
-    items = [item async for item in capture(ReplacedJob(), cutoff).backfill(STREAM, T0, log, None, cutoff)]
+    items = [
+        item
+        async for item in capture(ReplacedJob(), cutoff).backfill(STREAM, T0, log, page=None, cutoff=cutoff)
+    ]
     docs = [item["email"] for item in items if not is_cursor_dict(item)]
     assert sorted(docs) == ["1@x.test", "2@x.test", "3@x.test"]
     pages = [item for item in items if is_cursor_dict(item)]
@@ -128,7 +126,7 @@ async def test_a_persisted_job_is_adopted_for_exactly_its_window() -> None:
     page = BackfillPage(
         start=datetime_to_page(T0), window=3600, job=41, end=datetime_to_page(end)
     ).model_dump()
-    [item async for item in capture(jobs, cutoff).backfill(STREAM, T0, log, page, cutoff)]
+    [item async for item in capture(jobs, cutoff).backfill(STREAM, T0, log, page=page, cutoff=cutoff)]
     assert jobs.calls[0] == (ExportWindow("emailOpen", T0, end), 41)
     assert all(adopt is None for _, adopt in jobs.calls[1:])
 
@@ -148,9 +146,11 @@ class TruncatedAfterFilesWereRead:
         yield JobAccepted(1, window)
         if self.first:
             self.first = False
-            yield ExportLines(window, "a", 1, [line(i) for i in inside[:3]], settled=False)
+            yield ExportLines(
+                window=window, file="a", first=1, lines=[line(i) for i in inside[:3]], settled=False
+            )
             raise ExportTruncated(str(window))
-        yield ExportLines(window, "b", 1, [line(i) for i in inside], settled=True)
+        yield ExportLines(window=window, file="b", first=1, lines=[line(i) for i in inside], settled=True)
 
 
 @pytest.mark.asyncio
@@ -162,7 +162,7 @@ async def test_records_read_before_a_truncated_job_completed_are_emitted_once_ac
     page: Any = None
     done = False
     while not done:  # as the CDK does: call again until a call ends on a document
-        items = [item async for item in c.backfill(STREAM, T0, log, page, cutoff)]
+        items = [item async for item in c.backfill(STREAM, T0, log, page=page, cutoff=cutoff)]
         done = not items or not is_cursor_dict(items[-1])
         for item in items:
             if is_cursor_dict(item):

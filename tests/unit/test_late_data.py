@@ -2,83 +2,43 @@
 malformed records skipped on request."""
 
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any, AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
 from estuary_cdk.capture.common import is_cursor_dict
 
-from source_iterable_native.export.capture import (
-    REALTIME_SETTLE,
-    BackfillPage,
-    ExportCapture,
+from source_iterable_native.export.capture import REALTIME_SETTLE, BackfillPage, ExportCapture, page_window
+from source_iterable_native.export.jobs import ExportWindow
+from source_iterable_native.export.streams import ExportedStream, MalformedRecord
+
+from .fakes import (
+    HOUR,
+    INTERVAL,
+    T0,
+    Clock,
+    FakeExports,
+    collect,
+    docs,
+    export_capture,
+    log,
     page_to_datetime,
-    page_window,
 )
-from source_iterable_native.export.jobs import ExportLines, ExportWindow, Priority
-from source_iterable_native.records import ExportedStream, MalformedRecord
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-HOUR = timedelta(hours=1)
-INTERVAL = timedelta(minutes=5)
 USERS = ExportedStream("user", "profileUpdatedAt", "email")
-log = logging.getLogger("test")
 
 
-class Lines:
-    """Export jobs answering each window with the lines whose cursor lies inside it, as they are
-    at the moment the job runs (tests change `lines` between passes)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[datetime, bytes]] = []
-        self.windows: list[tuple[ExportWindow, Priority]] = []
-
-    def user(self, at: datetime, email: str, **fields: Any) -> bytes:
-        line = orjson.dumps(
-            {"email": email, "profileUpdatedAt": at.strftime("%Y-%m-%d %H:%M:%S +00:00"), **fields}
-        )
-        self.lines.append((at, line))
-        return line
-
-    def replace(self, old: bytes, new: bytes) -> None:
-        self.lines = [(at, new if line == old else line) for at, line in self.lines]
-
-    async def export(
-        self, log: Any, window: ExportWindow, priority: Priority, adopt: int | None = None
-    ) -> AsyncIterator[ExportLines]:
-        self.windows.append((window, priority))
-        yield ExportLines(
-            window, "f", 1, [line for at, line in self.lines if window.start <= at < window.end]
-        )
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def users_capture(jobs: Lines, clock: Clock, lag: timedelta = HOUR, **kwargs: Any) -> ExportCapture:
-    c = ExportCapture(jobs, "users", timedelta(hours=12), lag, INTERVAL, clock=clock, **kwargs)  # type: ignore[arg-type]
-    c.track("user", clock.now)
-    return c
-
-
-async def collect(gen: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in gen]
-
-
-def docs(items: list[Any]) -> list[dict[str, Any]]:
-    return [i for i in items if isinstance(i, dict) and not is_cursor_dict(i)]
+def users_capture(
+    jobs: FakeExports, clock: Clock[datetime], lag: timedelta = HOUR, **kwargs: Any
+) -> ExportCapture:
+    return export_capture(jobs, "user", clock.now, lag=lag, clock=clock, **kwargs)
 
 
 @pytest.mark.asyncio
 async def test_a_second_update_in_the_same_second_visible_late_is_emitted() -> None:
     clock = Clock(T0)
-    jobs = Lines()
+    jobs = FakeExports()
     c = users_capture(jobs, clock)
     updated = T0 + timedelta(minutes=2, seconds=7)
     first = jobs.user(updated, "ann@x.test", plan="free")
@@ -99,7 +59,7 @@ async def test_a_second_update_in_the_same_second_visible_late_is_emitted() -> N
 @pytest.mark.asyncio
 async def test_the_memory_is_released_once_the_late_data_pass_has_passed() -> None:
     clock = Clock(T0)
-    jobs = Lines()
+    jobs = FakeExports()
     c = users_capture(jobs, clock)
     cursor = T0
     for i in range(24):  # two hours of real-time reads, one record each
@@ -116,7 +76,7 @@ async def test_the_memory_is_released_once_the_late_data_pass_has_passed() -> No
 @pytest.mark.asyncio
 async def test_without_late_data_pass_real_time_keeps_a_margin_and_remembers_nothing() -> None:
     clock = Clock(T0)
-    jobs = Lines()
+    jobs = FakeExports()
     c = users_capture(jobs, clock, lag=timedelta(0))
     cursor = T0
     for i in range(12):
@@ -125,7 +85,7 @@ async def test_without_late_data_pass_real_time_keeps_a_margin_and_remembers_not
         items = await collect(c.realtime(USERS, log, cursor))
         assert items[-1] == clock.now - REALTIME_SETTLE, "real time read right up to now without a lookback"
         cursor = items[-1]
-    assert all(window.end <= clock.now - REALTIME_SETTLE for window, _ in jobs.windows)
+    assert all(window.end <= clock.now - REALTIME_SETTLE for window in jobs.windows)
     assert len(c.progress["user"].emitted) == 0, "PT0S remembers what no pass reads again"
 
 
@@ -133,11 +93,11 @@ async def test_without_late_data_pass_real_time_keeps_a_margin_and_remembers_not
 async def test_the_adaptive_window_survives_a_restart_in_the_backfill_page() -> None:
     cutoff = T0 + timedelta(days=2)
     clock = Clock(cutoff)
-    jobs = Lines()
+    jobs = FakeExports()
     for i in range(600):
         jobs.user(T0 + timedelta(minutes=i), f"u{i}@x.test")
     c = users_capture(jobs, clock)
-    items = await collect(c.backfill(USERS, T0, log, None, cutoff))
+    items = await collect(c.backfill(USERS, T0, log, page=None, cutoff=cutoff))
     page = items[-1]
     assert is_cursor_dict(page) and set(page) >= {"start", "window", "job", "end"}
     learned = c.progress["user"].window
@@ -166,7 +126,7 @@ def test_every_form_of_backfill_page_reads() -> None:
 @pytest.mark.asyncio
 async def test_malformed_records_fail_unless_skipping_is_turned_on(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock(T0)
-    jobs = Lines()
+    jobs = FakeExports()
     jobs.user(T0 + timedelta(seconds=1), "ann@x.test")
     jobs.lines.append((T0 + timedelta(seconds=2), b'{"profileUpdatedAt": "2026-01-01 00:00:02 +00:00"}'))
     jobs.user(T0 + timedelta(seconds=3), "bob@x.test")
@@ -179,10 +139,12 @@ async def test_malformed_records_fail_unless_skipping_is_turned_on(caplog: pytes
         items = await collect(c.realtime(USERS, log, T0))
     assert [d["email"] for d in docs(items)] == ["ann@x.test", "bob@x.test"] and items[-1] == clock.now
     assert c.progress["user"].skipped == 1
-    assert [r.args for r in caplog.records if r.levelno == logging.WARNING] == [{
-        "error": f"export of {jobs.windows[-1][0]}, file f, line 2: record has no email, the collection key",
-        "skipped_by_this_process": 1,
-    }]  # fmt: skip
+    assert [r.args for r in caplog.records if r.levelno == logging.WARNING] == [
+        {
+            "error": f"export of {jobs.windows[-1]}, file f, line 2: record has no email, the collection key",
+            "skipped_by_this_process": 1,
+        }
+    ]
 
 
 def test_the_memory_costs_at_most_32_bytes_a_record() -> None:
@@ -205,11 +167,10 @@ async def test_a_restart_re_emits_at_most_what_the_late_data_pass_had_not_passed
 @pytest.mark.asyncio
 async def test_a_catch_up_remembers_nothing_and_the_late_data_pass_steps_over_it() -> None:
     clock = Clock(T0 + timedelta(hours=20))
-    jobs = Lines()
+    jobs = FakeExports()
     for i in range(20 * 12):  # a record every 5 minutes through 20 hours of downtime
         jobs.user(T0 + i * INTERVAL, f"u{i}@x.test")
-    c = ExportCapture(jobs, "users", timedelta(hours=6), HOUR, INTERVAL, clock=clock)  # type: ignore[arg-type]
-    c.track("user", T0)
+    c = export_capture(jobs, "user", T0, window=timedelta(hours=6), clock=clock)
     cursor, emitted = T0, 0
     while items := await collect(c.realtime(USERS, log, cursor)):
         cursor, emitted = items[-1], emitted + len(docs(items))
@@ -221,7 +182,8 @@ async def test_a_catch_up_remembers_nothing_and_the_late_data_pass_steps_over_it
     jobs.windows.clear()
     clock.now += HOUR
     lookback = [i async for i in c.lookback(USERS, log, T0 - HOUR)]
-    assert lookback == [T0] and [w for w, _ in jobs.windows] == [ExportWindow("user", T0 - HOUR, T0)]
+    assert lookback == [T0] and jobs.windows == [ExportWindow("user", T0 - HOUR, T0)]
+    assert progress.settled is not None
     assert [i async for i in c.lookback(USERS, log, T0)] == [progress.settled[1]] and len(jobs.windows) == 1
 
 

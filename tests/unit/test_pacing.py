@@ -6,8 +6,8 @@ from unittest.mock import MagicMock
 import pytest
 from estuary_cdk.http import HTTPMixin
 
-from source_iterable_native.export.jobs import JobSlots, Priority
-from source_iterable_native.budgets import Bucket, RateLimit
+from source_iterable_native.budgets import Bucket, Priority, RateLimit
+from source_iterable_native.export.jobs import JobSlots
 from source_iterable_native.sessions import (
     JITTER_MARGIN_S,
     SAFETY_MARGIN,
@@ -16,19 +16,11 @@ from source_iterable_native.sessions import (
     SerialSession,
 )
 
-log = logging.getLogger("test")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from .fakes import log, monotonic_clock
 
 
 def test_rolling_window_allows_a_burst_then_waits_exactly_for_the_window() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     pacer = RollingWindowPacer(RateLimit(5, timedelta(minutes=1)), clock)
     assert [pacer.delay for _ in range(5)] == [0, 0, 0, 0, 0]
     assert pacer.delay == pytest.approx(60 * (1 + SAFETY_MARGIN) + JITTER_MARGIN_S)
@@ -38,7 +30,7 @@ def test_rolling_window_allows_a_burst_then_waits_exactly_for_the_window() -> No
 
 
 def test_one_per_second_spaces_concurrent_reservations() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     pacer = RollingWindowPacer(RateLimit(1, timedelta(seconds=1)), clock)
     delays = [pacer.delay for _ in range(4)]
     step = 1 + SAFETY_MARGIN + JITTER_MARGIN_S
@@ -46,7 +38,7 @@ def test_one_per_second_spaces_concurrent_reservations() -> None:
 
 
 def test_429_backs_off_exponentially_and_success_resets() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     pacer = RollingWindowPacer(None, clock)
     assert pacer.delay == 0
     pacer.update(log, 0, failed=True)
@@ -63,7 +55,7 @@ def test_429_backs_off_exponentially_and_success_resets() -> None:
 
 @pytest.mark.asyncio
 async def test_requests_that_leave_late_still_leave_a_window_apart() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     pacer = RollingWindowPacer(RateLimit(1, timedelta(seconds=1)), clock)
     step = 1 + SAFETY_MARGIN + JITTER_MARGIN_S
     slots = [pacer.delay for _ in range(3)]
@@ -82,7 +74,7 @@ async def test_requests_that_leave_late_still_leave_a_window_apart() -> None:
 
 
 def test_server_errors_back_off_by_attempt() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     pacer = RollingWindowPacer(None, clock)
     assert pacer.server_error(log, 503, attempt=1) is True
     assert pacer.delay == pytest.approx(2)
@@ -139,7 +131,7 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
 
 
 def test_a_slot_counts_from_the_response_when_answered() -> None:
-    clock = Clock()
+    clock = monotonic_clock()
     pacer = RollingWindowPacer(RateLimit(1, timedelta(seconds=1)), clock)
     step = 1 + SAFETY_MARGIN + JITTER_MARGIN_S
     assert pacer.delay == 0
@@ -150,8 +142,8 @@ def test_a_slot_counts_from_the_response_when_answered() -> None:
 
 @pytest.mark.asyncio
 async def test_organisation_budget_sends_one_request_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    in_flight: list[int] = []
-    clock = Clock()
+    in_flight: list[str] = []
+    clock = monotonic_clock()
 
     async def request(self: HTTPMixin, log: logging.Logger, url: str, **kwargs: object) -> bytes:
         self.rate_limiter.delay  # the CDK reserves a slot before each attempt

@@ -4,14 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import orjson
 
-from source_iterable_native.records import (
-    ExportedStream,
-    MalformedRecord,
-    estuary_id,
-    parse_datetime,
-    repair_datetime,
-    repair_datetimes,
-)
+from source_iterable_native.export.streams import ExportedStream, MalformedRecord, parse_datetime
+from source_iterable_native.records import estuary_id, repair_datetime, repair_datetimes
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 """RFC 3339's date-time, as JSON Schema's `format: date-time` checks it (a leap second aside)."""

@@ -1,33 +1,32 @@
 """When each pass of an export data type reads, and what it checkpoints."""
 
-import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any, AsyncIterator
 
-import orjson
 import pytest
 from estuary_cdk.capture.common import is_cursor_dict
 
 from source_iterable_native.export import capture as capture_module
 from source_iterable_native.export.capture import (
-    ExportCapture,
     datetime_to_page,
     idle_phase,
     lookback_due,
     next_realtime_poll,
     next_slot,
 )
-from source_iterable_native.export.jobs import ExportLines, ExportWindow, Priority
-from source_iterable_native.records import ExportedStream
+from source_iterable_native.export.streams import ExportedStream
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-INTERVAL = timedelta(minutes=5)
-HOUR = timedelta(hours=1)
-log = logging.getLogger("test")
+from .fakes import HOUR, INTERVAL, T0, Clock, FakeExports, collect, export_capture, log, page_start
 
 
 def poll(now: datetime, quiet_since: datetime, last_poll: datetime | None) -> datetime:
-    return next_realtime_poll(now, quiet_since, last_poll, INTERVAL, HOUR, timedelta(minutes=17))
+    return next_realtime_poll(
+        now,
+        quiet_since=quiet_since,
+        last_poll=last_poll,
+        interval=INTERVAL,
+        idle_max=HOUR,
+        phase=timedelta(minutes=17),
+    )
 
 
 def test_a_busy_type_polls_every_interval() -> None:
@@ -87,49 +86,6 @@ def test_lookback_reads_the_trailing_stretch_behind_a_standing_realtime_cursor()
     assert not lookback_due(now, cursor=realtime, realtime_cursor=realtime, lag=HOUR)
 
 
-class FakeJobs:
-    """Export jobs that answer every window with the records whose createdAt lies inside it."""
-
-    def __init__(self, records: list[datetime]) -> None:
-        self.records = records
-        self.windows: list[ExportWindow] = []
-
-    async def export(
-        self, log: Any, window: ExportWindow, priority: Priority, adopt: int | None = None
-    ) -> AsyncIterator[ExportLines]:
-        self.windows.append(window)
-        lines = [
-            orjson.dumps({"createdAt": at.isoformat(), "email": f"{i}@x.test"})
-            for i, at in enumerate(self.records)
-            if window.start <= at < window.end
-        ]
-        for i in range(0, len(lines), 1000):
-            yield ExportLines(window, "f", i + 1, lines[i : i + 1000])
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def emailopen_capture(jobs: FakeJobs, window: timedelta, clock: Clock, cursor: datetime) -> ExportCapture:
-    c = ExportCapture(jobs, "events", window, HOUR, INTERVAL, clock=clock)  # type: ignore[arg-type]
-    c.track("emailOpen", cursor)
-    return c
-
-
-async def collect(gen: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in gen]
-
-
-def page_start(item: Any) -> int | None:
-    """The next window's start, if `item` is a backfill page the CDK would checkpoint."""
-    return item["start"] if isinstance(item, dict) and is_cursor_dict(item) else None
-
-
 STREAM = ExportedStream("emailOpen", "createdAt", None)
 
 
@@ -139,9 +95,9 @@ async def test_a_large_backfill_window_commits_in_parts_at_its_unchanged_start(
 ) -> None:
     monkeypatch.setattr(capture_module, "BACKFILL_DOCS_PER_CHECKPOINT", 2000)
     cutoff = T0 + timedelta(days=1)
-    jobs = FakeJobs([T0 + timedelta(seconds=i) for i in range(5000)])
-    c = emailopen_capture(jobs, timedelta(days=2), Clock(cutoff), cutoff)
-    items = await collect(c.backfill(STREAM, T0, log, None, cutoff))
+    jobs = FakeExports.of_events([T0 + timedelta(seconds=i) for i in range(5000)])
+    c = export_capture(jobs, "emailOpen", cutoff, window=timedelta(days=2), clock=Clock(cutoff))
+    items = await collect(c.backfill(STREAM, T0, log, page=None, cutoff=cutoff))
     pages = [(n, page_start(item)) for n, item in enumerate(items) if page_start(item) is not None]
     assert pages == [(2000, datetime_to_page(T0)), (4001, datetime_to_page(T0))]
     assert sum(isinstance(item, dict) and not is_cursor_dict(item) for item in items) == 5000
@@ -152,24 +108,28 @@ async def test_a_large_backfill_window_commits_in_parts_at_its_unchanged_start(
 async def test_a_backfill_ending_on_a_part_boundary_still_finishes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(capture_module, "BACKFILL_DOCS_PER_CHECKPOINT", 1000)
     cutoff = T0 + timedelta(days=1)
-    c = emailopen_capture(
-        FakeJobs([T0 + timedelta(seconds=i) for i in range(2000)]), timedelta(days=2), Clock(cutoff), cutoff
+    c = export_capture(
+        FakeExports.of_events([T0 + timedelta(seconds=i) for i in range(2000)]),
+        "emailOpen",
+        cutoff,
+        window=timedelta(days=2),
+        clock=Clock(cutoff),
     )
-    items = await collect(c.backfill(STREAM, T0, log, None, cutoff))
+    items = await collect(c.backfill(STREAM, T0, log, page=None, cutoff=cutoff))
     assert page_start(items[-1]) == datetime_to_page(cutoff)
-    assert await collect(c.backfill(STREAM, T0, log, datetime_to_page(cutoff), cutoff)) == []
+    assert await collect(c.backfill(STREAM, T0, log, page=datetime_to_page(cutoff), cutoff=cutoff)) == []
 
 
 @pytest.mark.asyncio
 async def test_an_empty_realtime_read_leaves_the_cursor() -> None:
     clock = Clock(T0 + timedelta(days=3))
     cursor = clock.now - timedelta(minutes=10)
-    jobs = FakeJobs([])
-    c = emailopen_capture(jobs, timedelta(days=2), clock, cursor)
+    jobs = FakeExports()
+    c = export_capture(jobs, "emailOpen", cursor, window=timedelta(days=2), clock=clock)
     assert await collect(c.realtime(STREAM, log, cursor)) == []
     assert len(jobs.windows) == 1 and c.progress["emailOpen"].realtime_cursor == cursor
 
-    jobs.records.append(clock.now - timedelta(minutes=1))
+    jobs.event(clock.now - timedelta(minutes=1))
     clock.now += INTERVAL
     items = await collect(c.realtime(STREAM, log, cursor))
     assert [type(i) for i in items] == [dict, datetime]
@@ -181,10 +141,10 @@ async def test_a_type_its_backfill_found_empty_polls_at_its_idle_phase() -> None
     slot = next_slot(T0 + timedelta(days=30), HOUR, idle_phase("emailOpen", HOUR))
     clock = Clock(slot - timedelta(minutes=20))
     cutoff = clock.now - timedelta(minutes=10)
-    jobs = FakeJobs([])
-    c = emailopen_capture(jobs, timedelta(days=40), clock, cutoff)
+    jobs = FakeExports()
+    c = export_capture(jobs, "emailOpen", cutoff, window=timedelta(days=40), clock=clock)
     c.progress["emailOpen"].last_poll = cutoff
-    await collect(c.backfill(STREAM, cutoff - timedelta(days=30), log, None, cutoff))
+    await collect(c.backfill(STREAM, cutoff - timedelta(days=30), log, page=None, cutoff=cutoff))
     jobs.windows.clear()
     await collect(c.realtime(STREAM, log, cutoff))
     assert jobs.windows == [], "an idle type polled before its slot"
@@ -197,8 +157,8 @@ async def test_a_type_its_backfill_found_empty_polls_at_its_idle_phase() -> None
 async def test_a_realtime_pass_behind_by_more_than_a_window_reads_on_at_once() -> None:
     clock = Clock(T0 + timedelta(days=3))
     cursor = clock.now - timedelta(hours=20)
-    jobs = FakeJobs([])
-    c = emailopen_capture(jobs, timedelta(hours=8), clock, cursor)
+    jobs = FakeExports()
+    c = export_capture(jobs, "emailOpen", cursor, window=timedelta(hours=8), clock=clock)
     while items := await collect(c.realtime(STREAM, log, cursor)):
         cursor = items[-1]
     assert [w.end - w.start for w in jobs.windows] == [timedelta(hours=8), timedelta(hours=12)]

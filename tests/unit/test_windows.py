@@ -1,22 +1,16 @@
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from unittest.mock import MagicMock
 
 import pytest
 
-from source_iterable_native.export.capture import (
-    WINDOW_FLOOR,
-    ExportCapture,
-    TypeProgress,
-    datetime_to_page,
-    page_to_datetime,
-)
+from source_iterable_native.export.capture import WINDOW_FLOOR, ExportCapture, TypeProgress, datetime_to_page
 from source_iterable_native.export.jobs import ExportFailed, ExportWindow
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+from .fakes import T0, export_capture, page_to_datetime
 
 
 def capture() -> ExportCapture:
-    return ExportCapture(MagicMock(), "events", timedelta(hours=12), timedelta(hours=1), timedelta(minutes=5))
+    return export_capture(MagicMock(), "emailSend", T0)
 
 
 def window(hours: float) -> ExportWindow:
