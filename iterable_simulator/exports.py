@@ -124,6 +124,10 @@ class ExportJob:
     files: list[ExportFile] = field(default_factory=list)
     requeue_count: int = 0
 
+    @property
+    def window(self) -> tuple[float | None, float | None]:
+        return self.start, self.end
+
     def progress_at(self, now: float) -> float:
         running = now - self.running_since if self.running_since is not None else 0.0
         return self.progress + running

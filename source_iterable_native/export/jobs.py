@@ -27,6 +27,9 @@ MAX_JOB_ATTEMPTS = 4
 MAX_START_ATTEMPTS = 4
 """Lost export/start answers, each next to other new jobs of the type, before the window fails."""
 MAX_FILE_ATTEMPTS = 5
+READ_AHEAD_CHUNKS = 32
+"""Network reads of a job's files buffered ahead of parsing (a few MB at most), so that Iterable's
+storage sends the next file while the connector parses the current one."""
 POLL_FIRST_DELAY_S = 2.0
 POLL_MAX_DELAY_S = 30.0
 JOB_DEADLINE = timedelta(hours=12)
@@ -416,12 +419,11 @@ class ExportJobs:
                     # The page size is undocumented, so only an empty page proves the list complete.
                     # A download in progress: its next page goes ahead of other types' starts and polls.
                     ahead = asyncio.create_task(self._files(log, job_id, Priority.DOWNLOAD, start_after=last))
-                    for file in response.files:
-                        reading = self._stream_file(
-                            log, job_id=job_id, window=window, file=file, settled=settled
-                        )
-                        async for lines in reading:
-                            yield lines
+                    reading = self._read_ahead(
+                        log, job_id=job_id, window=window, files=response.files, settled=settled
+                    )
+                    async for lines in reading:
+                        yield lines
                     delay = POLL_FIRST_DELAY_S
                 elif settled:
                     return
@@ -441,6 +443,41 @@ class ExportJobs:
             )
         except Exception as err:
             log.info("could not cancel our export job", {"job_id": job_id, "error": str(err)})
+
+    async def _read_ahead(
+        self,
+        log: Logger,
+        *,
+        job_id: int,
+        window: ExportWindow,
+        files: list[_ExportFile],
+        settled: bool,
+    ) -> AsyncGenerator[ExportLines, None]:
+        """The lines of `files`, one after the other, downloaded up to READ_AHEAD_CHUNKS network
+        reads ahead of the caller: the next file transfers while the current one is parsed."""
+        ahead: asyncio.Queue[ExportLines | BaseException | None] = asyncio.Queue(maxsize=READ_AHEAD_CHUNKS)
+
+        async def download() -> None:
+            try:
+                for file in files:
+                    async for lines in self._stream_file(
+                        log, job_id=job_id, window=window, file=file, settled=settled
+                    ):
+                        await ahead.put(lines)
+            except Exception as err:
+                await ahead.put(err)
+            else:
+                await ahead.put(None)
+
+        downloading = asyncio.create_task(download())
+        try:
+            while (item := await ahead.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            downloading.cancel()
+            await asyncio.gather(downloading, return_exceptions=True)
 
     async def _stream_file(
         self,
