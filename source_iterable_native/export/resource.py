@@ -8,7 +8,8 @@ from typing import Any, Callable
 from estuary_cdk.capture import Task, common
 from estuary_cdk.flow import CaptureBinding
 
-from ..models import ConnectorState, EndpointConfig, ResourceConfig, key_schemas
+from ..config import ConnectorState, EndpointConfig, ResourceConfig
+from ..models import key_schemas
 from ..records import ExportedStream
 from .capture import BackfillPage, ExportCapture, datetime_to_page
 from .jobs import ExportJobs
