@@ -6,7 +6,7 @@ import functools
 from abc import abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from estuary_cdk.capture.common import BaseDocument, FetchChangesFn, LogCursor
 from estuary_cdk.http import HTTPSession
@@ -21,11 +21,28 @@ from .cursors import CampaignsCursor, CatalogItemsCursor
 LISTING_INTERVAL = timedelta(minutes=5)
 """How often the small listings (snapshots, refreshed streams, campaigns, catalog items) are read."""
 
+KEY_SCHEMA_ANNOTATIONS = frozenset({"title", "description", "default", "examples"})
+"""JSON schema keywords that describe a field without constraining it: left out of key schemas."""
+
 
 def key_schemas(model: type[BaseDocument], key: list[str]) -> dict[str, Any]:
-    """The JSON schema of each key field of a document model, for the binding's sourced schema."""
+    """The JSON schema of each key field of a document model, for the binding's sourced schema:
+    everything the model states about the field (type, length, ...) but its annotations."""
     properties = model.model_json_schema(by_alias=True)["properties"]
-    return {pointer.lstrip("/"): {"type": properties[pointer.lstrip("/")]["type"]} for pointer in key}
+    return {
+        name: {
+            keyword: value
+            for keyword, value in properties[name].items()
+            if keyword not in KEY_SCHEMA_ANNOTATIONS
+        }
+        for name in (pointer.lstrip("/") for pointer in key)
+    }
+
+
+class Stream(Protocol):
+    """A stream class of any capture mode: its name is the binding's."""
+
+    name: ClassVar[str]
 
 
 class SnapshotStream(BaseDocument, extra="allow"):
@@ -434,6 +451,8 @@ class Event(ExportStream):
     estuary_id: str = Field(
         alias="_estuary_id",
         description="xxh128 of createdAt|email|itblUserId|campaignId|eventName|eventType",
+        min_length=32,
+        max_length=32,
     )
     eventType: str = Field(description="The Iterable export data type of this event")
     createdAt: AwareDatetime

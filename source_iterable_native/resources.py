@@ -39,6 +39,7 @@ from .models import (
     RefreshedStream,
     Snippet,
     SnapshotStream,
+    Stream,
     Template,
     User,
     UserField,
@@ -47,7 +48,7 @@ from .models import (
 from .records import ExportedStream
 from .sessions import IterableHTTP
 
-STREAMS: list[type[common.BaseDocument]] = [
+STREAMS: list[type[Stream]] = [
     Campaign,
     CampaignMetrics,
     Catalog,
@@ -132,7 +133,7 @@ def all_resources(http: IterableHTTP, config: EndpointConfig) -> list[common.Res
     return sorted((_resource(stream, context) for stream in STREAMS), key=lambda resource: resource.name)
 
 
-def _resource(stream: type[common.BaseDocument], context: _Context) -> common.Resource:
+def _resource(stream: type[Stream], context: _Context) -> common.Resource:
     """The stream's resource, built by the factory of its capture mode."""
     if issubclass(stream, SnapshotStream):
         return _snapshot_resource(stream, context)
