@@ -275,7 +275,7 @@ class CatalogItem(IncrementalStream):
 class UnkeyedMetrics(Exception):
     """A metrics CSV whose header offers nothing to key its rows by."""
 
-    def __init__(self, binding: str, path: str, problem: str, header: str):
+    def __init__(self, *, binding: str, path: str, problem: str, header: str) -> None:
         super().__init__(
             f"{binding}: Iterable's {path} CSV {problem}; header received: {header!r}. This binding "
             f"captures nothing more until the connector restarts; if this persists, disable the "

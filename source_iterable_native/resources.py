@@ -181,7 +181,7 @@ def _refreshed_resource(stream: type[RefreshedStream], context: _Context) -> com
             inc=common.ResourceState.Incremental(cursor=RefreshCursor().encode())
         ),
         initial_config=ResourceConfig(name=stream.name, interval=stream.interval),
-        fetch=_Fetch(changes=functools.partial(refresh.fetch_refreshed, stream, listing)),
+        fetchers=_Fetchers(changes=functools.partial(refresh.fetch_refreshed, stream, listing)),
     )
 
 
@@ -194,12 +194,12 @@ def _incremental_resource(stream: type[IncrementalStream], context: _Context) ->
             inc=common.ResourceState.Incremental(cursor=stream.initial_cursor())
         ),
         initial_config=ResourceConfig(name=stream.name, interval=stream.interval),
-        fetch=_Fetch(changes=stream.changes(context.http[stream.bucket], context.origin)),
+        fetchers=_Fetchers(changes=stream.changes(context.http[stream.bucket], context.origin)),
     )
 
 
 def _metrics_resource(stream: type[MetricsRow], context: _Context) -> common.Resource:
-    def fetch(task: Task) -> _Fetch:
+    def fetchers(task: Task) -> _Fetchers:
         passes = campaigns.MetricsPasses(
             metrics=stream,
             metrics_http=context.http[stream.bucket],
@@ -208,7 +208,7 @@ def _metrics_resource(stream: type[MetricsRow], context: _Context) -> common.Res
             lookback=context.config.advanced.campaign_metrics_lookback,
             stopping=task.stopping.event,
         )
-        return _Fetch(changes=passes.fetch_changes, page=passes.backfill)
+        return _Fetchers(changes=passes.fetch_changes, page=passes.backfill)
 
     return _keyed_resource(
         stream.name,
@@ -219,12 +219,12 @@ def _metrics_resource(stream: type[MetricsRow], context: _Context) -> common.Res
             backfill=common.ResourceState.Backfill(cutoff=context.now, next_page=None),
         ),
         initial_config=ResourceConfig(name=stream.name, interval=stream.interval),
-        fetch=fetch,
+        fetchers=fetchers,
     )
 
 
 def _list_members_resource(context: _Context) -> common.Resource:
-    def fetch(task: Task) -> _Fetch:
+    def fetchers(task: Task) -> _Fetchers:
         members = list_members.ListMembers(
             members_http=context.http[ListMember.bucket],
             lists_http=context.http[List.bucket],
@@ -232,7 +232,7 @@ def _list_members_resource(context: _Context) -> common.Resource:
             timeout=context.config.advanced.list_users_timeout,
             stopping=task.stopping.event,
         )
-        return _Fetch(page=members.fetch_page)
+        return _Fetchers(page=members.fetch_page)
 
     return _keyed_resource(
         ListMember.name,
@@ -244,7 +244,7 @@ def _list_members_resource(context: _Context) -> common.Resource:
         initial_config=ResourceConfig(
             name=ListMember.name, interval=ListMember.interval, schedule=ListMember.schedule
         ),
-        fetch=fetch,
+        fetchers=fetchers,
         disable=ListMember.disable,
     )
 
@@ -266,15 +266,15 @@ def _export_resource(stream: type[ExportStream], context: _Context) -> common.Re
     )
 
 
-Fetch = Callable[..., AsyncGenerator[Any, None]]
+FetchFn = Callable[..., AsyncGenerator[Any, None]]
 
 
 @dataclass
-class _Fetch:
+class _Fetchers:
     """A keyed binding's fetch functions: incremental changes, backfill pages, or both."""
 
-    changes: Fetch | None = None
-    page: Fetch | None = None
+    changes: FetchFn | None = None
+    page: FetchFn | None = None
 
 
 def _keyed_resource(
@@ -284,11 +284,11 @@ def _keyed_resource(
     key: list[str],
     initial_state: common.ResourceState,
     initial_config: ResourceConfig,
-    fetch: _Fetch | Callable[[Task], _Fetch],
+    fetchers: _Fetchers | Callable[[Task], _Fetchers],
     disable: bool = False,
 ) -> common.Resource:
-    """A binding keyed by the model's own fields. `fetch` is built from the task when the stream
-    must notice a stop request (`task.stopping`) while it waits."""
+    """A binding keyed by the model's own fields. `fetchers` are built from the task when the
+    stream must notice a stop request (`task.stopping`) while it waits."""
 
     def open(
         binding: CaptureBinding[ResourceConfig],
@@ -297,15 +297,15 @@ def _keyed_resource(
         task: Task,
         all_bindings: Any,
     ) -> None:
-        fetchers = fetch(task) if callable(fetch) else fetch
+        fetch = fetchers(task) if callable(fetchers) else fetchers
         task.sourced_schema(binding_index, {"properties": key_schemas(model, key)})
         common.open_binding(
             binding,
             binding_index,
             state,
             task,
-            fetch_changes=_binding_errors(name, fetchers.changes) if fetchers.changes else None,
-            fetch_page=_binding_errors(name, fetchers.page) if fetchers.page else None,
+            fetch_changes=_binding_errors(name, fetch.changes) if fetch.changes else None,
+            fetch_page=_binding_errors(name, fetch.page) if fetch.page else None,
         )
 
     return common.Resource(
@@ -320,7 +320,7 @@ def _keyed_resource(
     )
 
 
-def _binding_errors(name: str, fetch: Fetch) -> Fetch:
+def _binding_errors(name: str, fetch: FetchFn) -> FetchFn:
     """The fetch function, with Iterable's refusals of the API key turned into an error that names
     the binding and what to do about it."""
 

@@ -162,10 +162,17 @@ async def test_campaigns_unended_campaign_first_seen_below_the_cursor_is_emitted
 @pytest.mark.asyncio
 async def test_campaigns_cursor_watches_only_campaigns_that_change_without_updated_at() -> None:
     campaigns = [
-        campaign(1, "Draft"), campaign(2, "Recurring"), campaign(3, "Running", type="Triggered"),
-        campaign(4, "Running", type="Blast"), campaign(5, "Scheduled", type="Blast"), campaign(6, "Starting"),
-        campaign(7, "Ready"), campaign(8, "Recalling"), campaign(9, "Paused"), campaign(10, "Finished"),
-    ]  # fmt: skip
+        campaign(1, "Draft"),
+        campaign(2, "Recurring"),
+        campaign(3, "Running", type="Triggered"),
+        campaign(4, "Running", type="Blast"),
+        campaign(5, "Scheduled", type="Blast"),
+        campaign(6, "Starting"),
+        campaign(7, "Ready"),
+        campaign(8, "Recalling"),
+        campaign(9, "Paused"),
+        campaign(10, "Finished"),
+    ]
     _, cursor = await backfilled(campaigns)
     assert set(CampaignsCursor.decode(cursor).watching) == {"4", "5", "6", "7", "8", "9"}
 
