@@ -498,3 +498,24 @@ class UserByItblUserId(User):
     key_field: ClassVar[str | None] = "itblUserId"
 
     itblUserId: str
+
+
+STREAMS: list[type[Stream]] = [
+    Campaign,
+    CampaignMetrics,
+    Catalog,
+    CatalogItem,
+    Channel,
+    Event,
+    ExperimentMetrics,
+    Journey,
+    List,
+    ListMember,
+    MessageType,
+    MetadataTable,
+    Snippet,
+    Template,
+    User,
+    UserField,
+]
+"""Every binding the connector discovers, one stream class each; `resources.py` builds them."""

@@ -1,7 +1,7 @@
 """Binds Iterable's streams to CDK resources: `all_resources()` and `validate_credentials()`.
 
-`STREAMS` lists every stream class; the class's base is its capture mode, and each capture mode
-has one factory here, which reads everything else off the class.
+`models.STREAMS` lists every stream class; the class's base is its capture mode, and each capture
+mode has one factory here, which reads everything else off the class.
 """
 
 import functools
@@ -21,52 +21,21 @@ from .cursors import RefreshCursor
 from .export import ExportJobs
 from .export.resource import export_resource
 from .models import (
+    STREAMS,
     Campaign,
-    CampaignMetrics,
-    Catalog,
-    CatalogItem,
     Channel,
-    Event,
-    ExperimentMetrics,
     ExportStream,
     IncrementalStream,
-    Journey,
     List,
     ListMember,
-    MessageType,
-    MetadataTable,
     MetricsRow,
     RefreshedStream,
-    Snippet,
     SnapshotStream,
     Stream,
-    Template,
-    User,
-    UserField,
     key_schemas,
 )
 from .records import ExportedStream
 from .sessions import IterableHTTP
-
-STREAMS: list[type[Stream]] = [
-    Campaign,
-    CampaignMetrics,
-    Catalog,
-    CatalogItem,
-    Channel,
-    Event,
-    ExperimentMetrics,
-    Journey,
-    List,
-    ListMember,
-    MessageType,
-    MetadataTable,
-    Snippet,
-    Template,
-    User,
-    UserField,
-]
-"""Every binding the connector discovers, one stream class each."""
 
 
 async def validate_credentials(log: Logger, http: IterableHTTP, config: EndpointConfig) -> None:

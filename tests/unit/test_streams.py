@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from source_iterable_native.models import (
+    STREAMS,
     Campaign,
     CatalogItem,
     Event,
@@ -14,7 +15,6 @@ from source_iterable_native.models import (
     UserField,
     key_schemas,
 )
-from source_iterable_native.resources import STREAMS
 
 
 def test_every_stream_is_registered_once_under_its_own_name() -> None:
