@@ -25,8 +25,8 @@ from estuary_cdk.capture import (
 from estuary_cdk.flow import ConnectorSpec, ValidationError
 from estuary_cdk.http import TokenSource
 
-from .errors import request_errors
 from .config import ConnectorState, EndpointConfig, ResourceConfig
+from .errors import request_errors
 from .sessions import IterableHTTP
 from .resources import all_resources, validate_credentials
 
