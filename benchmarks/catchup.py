@@ -12,7 +12,7 @@ from typing import Any
 
 from flow_driver import CaptureProgress
 from iterable_simulator import DataSpec, Simulator, timefmt
-from source_iterable_native.models import EVENT_TYPES, Advanced
+from source_iterable_native.config import EVENT_TYPES, Advanced
 from source_iterable_native.export.resource import EXPORT_INTERVAL
 
 from .harness import (

@@ -19,14 +19,8 @@ import orjson
 
 from source_iterable_native import campaigns as campaigns_module
 from source_iterable_native.catalogs import CatalogItems
-from source_iterable_native.models import (
-    CatalogItem,
-    CatalogItemsCursor,
-    Journey,
-    RefreshCursor,
-    RefreshedStream,
-    UserField,
-)
+from source_iterable_native.cursors import CatalogItemsCursor, RefreshCursor
+from source_iterable_native.models import CatalogItem, Journey, RefreshedStream, UserField
 from source_iterable_native.refresh import fetch_refreshed
 
 LOG = logging.getLogger("benchmarks.listings")

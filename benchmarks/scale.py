@@ -35,7 +35,7 @@ from flow_driver import ConnectorDriver, bindings_from_discovered, fold_checkpoi
 from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.large import BusyTypeEvents, LargeOrg, forget_downloaded_exports, install
 
-from source_iterable_native.models import CampaignsCursor
+from source_iterable_native.cursors import CampaignsCursor
 
 from .dense import peak_rss_mb
 from .harness import Scale, backfills_done, bindings, connector, iso_seconds, iterable_like, table

@@ -25,8 +25,8 @@ from estuary_cdk.capture import (
 from estuary_cdk.flow import ConnectorSpec, ValidationError
 from estuary_cdk.http import TokenSource
 
+from .config import ConnectorState, EndpointConfig, ResourceConfig
 from .errors import request_errors
-from .models import ConnectorState, EndpointConfig, ResourceConfig
 from .sessions import IterableHTTP
 from .resources import all_resources, validate_credentials
 
@@ -90,7 +90,7 @@ class Connector(
     async def discover(
         self, log: Logger, discover: request.Discover[EndpointConfig]
     ) -> response.Discovered[ResourceConfig]:
-        resources = all_resources(log, self._http(discover.config), discover.config)
+        resources = all_resources(self._http(discover.config), discover.config)
         return common.discovered(resources)
 
     async def validate(
@@ -98,14 +98,14 @@ class Connector(
     ) -> response.Validated:
         http = self._http(validate.config)
         await validate_credentials(log, http, validate.config)
-        resources = all_resources(log, http, validate.config)
+        resources = all_resources(http, validate.config)
         resolved = _resolve_bindings(validate.bindings, resources)
         return common.validated(resolved)
 
     async def open(
         self, log: Logger, open: request.Open[EndpointConfig, ResourceConfig, ConnectorState]
     ) -> tuple[response.Opened, Callable[[Task], Awaitable[None]]]:
-        resources = all_resources(log, self._http(open.capture.config), open.capture.config)
+        resources = all_resources(self._http(open.capture.config), open.capture.config)
         resolved = _resolve_bindings(open.capture.bindings, resources)
         opened, capture = common.open(open, resolved)
 

@@ -1,16 +1,39 @@
-"""Fetch functions for Iterable's JSON endpoints: pure async functions yielding documents."""
+"""Fetch functions for Iterable's JSON endpoints: pure async functions yielding items.
 
+They read what they need off the stream class they are given (see the protocols below), and never
+import the stream classes, which name these functions as their listings.
+"""
+
+from collections.abc import Callable
 from logging import Logger
-from typing import Any, AsyncGenerator, TypeVar
+from typing import Any, AsyncGenerator, AsyncIterator, ClassVar, Protocol, TypeVar
 
+from estuary_cdk.capture.common import BaseDocument
 from estuary_cdk.http import HTTPSession
 from pydantic import BaseModel, model_validator
 
-from .models import Catalog, Journey, SnapshotStream, Template, UserField
+Listing = Callable[[Logger], AsyncIterator[dict[str, Any]]]
+"""Every item of one stream's listing, as Iterable sent it."""
 
-TEMPLATES_PAGE_SIZE = 1000
+D = TypeVar("D", bound=BaseDocument)
 
-S = TypeVar("S", bound=SnapshotStream)
+
+class Listed(Protocol):
+    path: ClassVar[str]
+    items_key: ClassVar[str]
+
+
+class Paged(Listed, Protocol):
+    page_size: ClassVar[int]
+
+
+class Journeys(Paged, Protocol):
+    STATE_FILTERS: ClassVar[tuple[str | None, ...]]
+
+
+class Templates(Paged, Protocol):
+    TEMPLATE_TYPES: ClassVar[tuple[str, ...]]
+    MESSAGE_MEDIUMS: ClassVar[tuple[str, ...]]
 
 
 def api_url(origin: str, path: str) -> str:
@@ -47,11 +70,9 @@ async def _get_envelope(
     return _Envelope.model_validate_json(await http.request(log, url, params=params))
 
 
-async def snapshot_resource(
-    http: HTTPSession, origin: str, stream: type[S], log: Logger
-) -> AsyncGenerator[S, None]:
-    """Every item of an unpaged listing such as `GET /api/channels`."""
-    async for item in list_unpaged(http, origin, stream.path, stream.items_key, log):
+async def snapshot(stream: type[D], list_items: Listing, log: Logger) -> AsyncGenerator[D, None]:
+    """Every item of the stream's listing, as the stream's documents."""
+    async for item in list_items(log):
         yield stream.model_validate(item)
 
 
@@ -59,6 +80,7 @@ async def paged_items(
     http: HTTPSession,
     log: Logger,
     url: str,
+    *,
     params: dict[str, Any],
     items_key: str,
     page_size: int,
@@ -76,19 +98,41 @@ async def paged_items(
         page += 1
 
 
-async def snapshot_templates(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[Template, None]:
+def list_paged(
+    stream: type[Paged], http: HTTPSession, origin: str, log: Logger
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Every item of a paged listing such as `GET /api/catalogs`."""
+    url = api_url(origin, stream.path)
+    return paged_items(http, log, url, params={}, items_key=stream.items_key, page_size=stream.page_size)
+
+
+async def list_unpaged(
+    stream: type[Listed], http: HTTPSession, origin: str, log: Logger
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Every item of an unpaged listing such as `GET /api/channels`."""
+    envelope = await _get_envelope(http, log, api_url(origin, stream.path))
+    for item in envelope.items(stream.items_key):
+        yield item
+
+
+async def list_templates(
+    stream: type[Templates], http: HTTPSession, origin: str, log: Logger
+) -> AsyncGenerator[dict[str, Any], None]:
     """Every template of every type: those of each medium the listing can filter by, then those the
     unfiltered listing adds (WebPush, Embedded, WhatsApp and any other medium), without a medium."""
-    url = api_url(origin, Template.path)
-    for template_type in Template.TEMPLATE_TYPES:
+    url = api_url(origin, stream.path)
+    for template_type in stream.TEMPLATE_TYPES:
         seen: set[Any] = set()
-        for medium in (*Template.MESSAGE_MEDIUMS, None):
+        for medium in (*stream.MESSAGE_MEDIUMS, None):
             params = {
                 "templateType": template_type,
                 "sort": "+id",
                 **({"messageMedium": medium} if medium else {}),
             }
-            async for item in paged_items(http, log, url, params, Template.items_key, TEMPLATES_PAGE_SIZE):
+            pages = paged_items(
+                http, log, url, params=params, items_key=stream.items_key, page_size=stream.page_size
+            )
+            async for item in pages:
                 template_id = item.get("templateId")
                 if template_id in seen:
                     continue
@@ -97,38 +141,30 @@ async def snapshot_templates(http: HTTPSession, origin: str, log: Logger) -> Asy
                 item.setdefault("templateType", template_type)
                 if medium:
                     item.setdefault("messageMedium", medium)
-                yield Template.model_validate(item)
+                yield item
 
 
-async def list_journeys(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
+async def list_journeys(
+    stream: type[Journeys], http: HTTPSession, origin: str, log: Logger
+) -> AsyncGenerator[dict[str, Any], None]:
     """Every journey: the default listing, then the archived ones it leaves out."""
-    url = api_url(origin, Journey.path)
-    for state in Journey.STATE_FILTERS:
+    url = api_url(origin, stream.path)
+    for state in stream.STATE_FILTERS:
         params = {"sort": "+id", **({"state": state} if state else {})}
-        async for item in paged_items(http, log, url, params, Journey.items_key, Journey.PAGE_SIZE):
+        pages = paged_items(
+            http, log, url, params=params, items_key=stream.items_key, page_size=stream.page_size
+        )
+        async for item in pages:
             yield item
 
 
-def list_catalogs(http: HTTPSession, origin: str, log: Logger) -> AsyncGenerator[dict[str, Any], None]:
-    return paged_items(http, log, api_url(origin, Catalog.path), {}, Catalog.items_key, Catalog.PAGE_SIZE)
-
-
 async def list_user_fields(
-    http: HTTPSession, origin: str, log: Logger
+    stream: type[Listed], http: HTTPSession, origin: str, log: Logger
 ) -> AsyncGenerator[dict[str, Any], None]:
     """One item per user profile field: Iterable answers with a map of field name to type."""
-    envelope = await _get_envelope(http, log, api_url(origin, UserField.path))
-    fields = (envelope.model_extra or {}).get(UserField.items_key)
+    envelope = await _get_envelope(http, log, api_url(origin, stream.path))
+    fields = (envelope.model_extra or {}).get(stream.items_key)
     if not isinstance(fields, dict):
-        raise RuntimeError(f"Iterable's {UserField.path} response has no '{UserField.items_key}' map")
+        raise RuntimeError(f"Iterable's {stream.path} response has no '{stream.items_key}' map")
     for name, field_type in fields.items():
         yield {"name": name, "type": field_type}
-
-
-async def list_unpaged(
-    http: HTTPSession, origin: str, path: str, items_key: str, log: Logger
-) -> AsyncGenerator[dict[str, Any], None]:
-    """Every item of an unpaged listing such as `GET /api/snippets`, as Iterable sent it."""
-    envelope = await _get_envelope(http, log, api_url(origin, path))
-    for item in envelope.items(items_key):
-        yield item

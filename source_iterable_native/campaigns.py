@@ -2,6 +2,7 @@
 
 import asyncio
 from contextlib import aclosing
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from logging import Logger
 from typing import Any, AsyncGenerator, TypeVar
@@ -11,10 +12,10 @@ from estuary_cdk.http import HTTPSession
 from estuary_cdk.incremental_csv_processor import IncrementalCSVProcessor
 
 from .api import api_url, paged_items
-from .models import Campaign, CampaignsCursor, Fingerprints, MetricsRow, UnkeyedMetrics
+from .cursors import CampaignsCursor, Fingerprints
+from .models import Campaign, MetricsRow, UnkeyedMetrics
 from .refresh import content_fingerprint
 
-CAMPAIGNS_PAGE_SIZE = 1000
 RECENT_OVERLAP_MS = 15 * 60 * 1000
 """Campaigns updated this long before the newest `updatedAt` of the previous pass are read again:
 updates in the cursor's own millisecond, or visible late."""
@@ -33,11 +34,18 @@ def metrics_until(now: datetime) -> str:
 
 
 async def list_campaigns(
-    http: HTTPSession, origin: str, log: Logger, sort: str
+    http: HTTPSession, origin: str, log: Logger, *, sort: str
 ) -> AsyncGenerator[tuple[Campaign, dict[str, Any]], None]:
     """Every campaign, with the raw object it was read from."""
-    url = api_url(origin, Campaign.path)
-    async for item in paged_items(http, log, url, {"sort": sort}, Campaign.items_key, CAMPAIGNS_PAGE_SIZE):
+    pages = paged_items(
+        http,
+        log,
+        api_url(origin, Campaign.path),
+        params={"sort": sort},
+        items_key=Campaign.items_key,
+        page_size=Campaign.page_size,
+    )
+    async for item in pages:
         yield Campaign.model_validate(item), item
 
 
@@ -52,7 +60,7 @@ async def fetch_campaigns(
     """
     position = CampaignsCursor.decode(cursor)
     walk = _CampaignsWalk(position)
-    async with aclosing(list_campaigns(http, origin, log, "-updatedAt")) as listing:
+    async with aclosing(list_campaigns(http, origin, log, sort="-updatedAt")) as listing:
         async for campaign, item in listing:
             if walk.done(campaign):
                 break
@@ -60,9 +68,8 @@ async def fetch_campaigns(
                 yield campaign
     after = walk.cursor()
     if walk.emitted or after != position:
-        log.info("campaigns changed", {
-            "emitted": walk.emitted, "watching": len(after.watching), "updated_at": after.updated_at,
-        })  # fmt: skip
+        summary = {"emitted": walk.emitted, "watching": len(after.watching), "updated_at": after.updated_at}
+        log.info("campaigns changed", summary)
         yield after.encode()
 
 
@@ -119,9 +126,12 @@ class _CampaignsWalk:
         for key in missed - self.position.missed:
             self.watching[key] = self.position.watching[key]
         return CampaignsCursor(
-            updated_at=self.newest, floor=floor, recent=recent, watching=self.watching,
+            updated_at=self.newest,
+            floor=floor,
+            recent=recent,
+            watching=self.watching,
             missed=frozenset(missed - self.position.missed),
-        )  # fmt: skip
+        )
 
 
 def metrics_due(campaigns: list[Campaign], ended_since: datetime) -> list[int]:
@@ -142,18 +152,18 @@ def metrics_due(campaigns: list[Campaign], ended_since: datetime) -> list[int]:
 
 
 async def launched_campaigns(
-    http: HTTPSession, origin: str, log: Logger, medium: str | None = None
+    http: HTTPSession, origin: str, log: Logger, *, medium: str | None
 ) -> list[Campaign]:
     """Campaigns that have sent (or are sending), in id order, of one message medium if given."""
     return [
         campaign
-        async for campaign, _ in list_campaigns(http, origin, log, "+id")
+        async for campaign, _ in list_campaigns(http, origin, log, sort="+id")
         if campaign.campaignState not in Campaign.NOT_LAUNCHED and medium in (None, campaign.messageMedium)
     ]
 
 
 async def read_metrics(
-    http: HTTPSession, origin: str, metrics: type[M], log: Logger, campaign_ids: list[int]
+    http: HTTPSession, origin: str, log: Logger, *, metrics: type[M], campaign_ids: list[int]
 ) -> AsyncGenerator[M, None]:
     """Lifetime metrics of a batch of campaigns, in one request; campaigns without metrics have no row.
     Raises UnkeyedMetrics when two rows share a key: the header has no column telling them apart."""
@@ -172,7 +182,7 @@ async def read_metrics(
         if key in keys:
             header = body.partition(b"\n")[0].decode(errors="replace").rstrip("\r")
             problem = f"has two rows keyed {key}, so one would overwrite the other"
-            raise UnkeyedMetrics(metrics.name, metrics.path, problem, header)
+            raise UnkeyedMetrics(binding=metrics.name, path=metrics.path, problem=problem, header=header)
         keys.add(key)
         yield row
 
@@ -181,65 +191,68 @@ async def _one_chunk(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
 
 
-async def backfill_metrics(
-    metrics: type[M],
-    metrics_http: HTTPSession,
-    campaigns_http: HTTPSession,
-    origin: str,
-    stopping: asyncio.Event,
-    log: Logger,
-    page: PageCursor,
-    cutoff: LogCursor,
-) -> AsyncGenerator[M | PageCursor, None]:
-    """Metrics of every launched campaign, one batch per call; the page is the last campaign id read."""
-    after = page if isinstance(page, int) else 0
-    launched = await launched_campaigns(campaigns_http, origin, log, metrics.medium)
-    batch = [c.id for c in launched if c.id > after][: metrics.BATCH]
-    if not batch:
-        return
-    try:
-        async for row in read_metrics(metrics_http, origin, metrics, log, batch):
-            yield row
-    except UnkeyedMetrics as err:
-        await _stall(err, stopping, log)
-        yield after  # the batch is read again by the next session
-        return
-    yield batch[-1]
+@dataclass
+class MetricsPasses:
+    """The passes of one metrics stream: a backfill of every launched campaign, one batch per
+    step, then refreshes of the campaigns whose metrics may still move."""
 
+    metrics: type[MetricsRow]
+    metrics_http: HTTPSession
+    campaigns_http: HTTPSession
+    """The session campaigns are listed through: the metrics budget is not spent on them."""
+    origin: str
+    lookback: timedelta
+    stopping: asyncio.Event
+    """Set when the connector is asked to stop: a pass ends early, a stalled binding returns."""
 
-async def fetch_metrics(
-    metrics: type[M],
-    metrics_http: HTTPSession,
-    campaigns_http: HTTPSession,
-    origin: str,
-    lookback: timedelta,
-    stopping: asyncio.Event,
-    log: Logger,
-    cursor: LogCursor,
-) -> AsyncGenerator[M | LogCursor, None]:
-    """Fresh metrics of every running campaign and of every campaign that ended within the
-    lookback, or since the previous pass if that is longer ago. The cursor is the start of the
-    last complete pass; a pass cut short by a stop is done again whole by the next session."""
-    assert isinstance(cursor, datetime)
-    started = datetime.now(tz=UTC)
-    launched = await launched_campaigns(campaigns_http, origin, log, metrics.medium)
-    due = metrics_due(launched, min(started - lookback, cursor))
-    for start in range(0, len(due), metrics.BATCH):
-        if stopping.is_set():
-            log.info(f"{metrics.name} pass stopped early", {"campaigns_left": len(due) - start})
-            yield cursor + timedelta(microseconds=1)  # the smallest step: the next pass covers as much
+    async def backfill(
+        self, log: Logger, page: PageCursor, cutoff: LogCursor
+    ) -> AsyncGenerator[MetricsRow | PageCursor, None]:
+        """Metrics of every launched campaign, one batch per call; the page is the last campaign id read."""
+        after = page if isinstance(page, int) else 0
+        launched = await launched_campaigns(self.campaigns_http, self.origin, log, medium=self.metrics.medium)
+        batch = [c.id for c in launched if c.id > after][: self.metrics.BATCH]
+        if not batch:
             return
         try:
             async for row in read_metrics(
-                metrics_http, origin, metrics, log, due[start : start + metrics.BATCH]
+                self.metrics_http, self.origin, log, metrics=self.metrics, campaign_ids=batch
             ):
                 yield row
         except UnkeyedMetrics as err:
-            await _stall(err, stopping, log)
-            yield cursor + timedelta(microseconds=1)
+            await _stall(err, self.stopping, log)
+            yield after  # the batch is read again by the next session
             return
-    log.info(f"refreshed {metrics.name}", {"campaigns": len(due)})
-    yield started
+        yield batch[-1]
+
+    async def fetch_changes(
+        self, log: Logger, cursor: LogCursor
+    ) -> AsyncGenerator[MetricsRow | LogCursor, None]:
+        """Fresh metrics of every running campaign and of every campaign that ended within the
+        lookback, or since the previous pass if that is longer ago. The cursor is the start of the
+        last complete pass; a pass cut short by a stop is done again whole by the next session."""
+        assert isinstance(cursor, datetime)
+        started = datetime.now(tz=UTC)
+        launched = await launched_campaigns(self.campaigns_http, self.origin, log, medium=self.metrics.medium)
+        due = metrics_due(launched, min(started - self.lookback, cursor))
+        batch_size = self.metrics.BATCH
+        for start in range(0, len(due), batch_size):
+            if self.stopping.is_set():
+                log.info(f"{self.metrics.name} pass stopped early", {"campaigns_left": len(due) - start})
+                yield cursor + timedelta(microseconds=1)  # the smallest step: the next pass covers as much
+                return
+            batch = due[start : start + batch_size]
+            try:
+                async for row in read_metrics(
+                    self.metrics_http, self.origin, log, metrics=self.metrics, campaign_ids=batch
+                ):
+                    yield row
+            except UnkeyedMetrics as err:
+                await _stall(err, self.stopping, log)
+                yield cursor + timedelta(microseconds=1)
+                return
+        log.info(f"refreshed {self.metrics.name}", {"campaigns": len(due)})
+        yield started
 
 
 async def _stall(err: UnkeyedMetrics, stopping: asyncio.Event, log: Logger) -> None:

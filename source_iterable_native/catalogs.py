@@ -20,8 +20,9 @@ import xxhash
 from estuary_cdk.capture.common import LogCursor
 from estuary_cdk.http import HTTPError, HTTPSession
 
-from .api import api_url, list_catalogs, paged_items
-from .models import CatalogItem, CatalogItemsCursor
+from .api import api_url, paged_items
+from .cursors import CatalogItemsCursor
+from .models import Catalog, CatalogItem
 from .records import repair_datetime
 from .refresh import content_fingerprint
 
@@ -116,9 +117,8 @@ class CatalogItems:
         position = CatalogItemsCursor.decode(cursor)
         started = datetime.now(tz=UTC)
         first_pass = self.previous_start is None
-        listed = list(
-            dict.fromkeys([str(c["name"]) async for c in list_catalogs(self.http, self.origin, log)])
-        )
+        catalogs = Catalog.listing(self.http, self.origin)
+        listed = list(dict.fromkeys([str(c["name"]) async for c in catalogs(log)]))
         # A catalog the listing missed (it shifted) is still read: only its own 404 says it is gone.
         had = set(self.catalogs) | (set(position.counts or {}) if first_pass else set())
         names = listed + sorted(had - set(listed))
@@ -133,14 +133,14 @@ class CatalogItems:
             emitted += pass_.emitted
             if pass_.gone:
                 deleted += len(self.catalogs.pop(name, ItemIndex()))
-                _warn_if_lost_while_stopped(log, name, position, 0, first_pass)
+                _warn_if_lost_while_stopped(log, name, position=position, seen=0, first_pass=first_pass)
                 continue
             self.catalogs[name] = pass_.finish()
             for item_id in pass_.deleted:
                 deleted += 1
                 yield _deletion(name, item_id)
             counts[name] = len(self.catalogs[name])
-            _warn_if_lost_while_stopped(log, name, position, pass_.seen, first_pass)
+            _warn_if_lost_while_stopped(log, name, position=position, seen=pass_.seen, first_pass=first_pass)
         if emitted or deleted:
             log.info(
                 "catalog items changed", {"emitted": emitted, "deleted": deleted, "catalogs": len(counts)}
@@ -158,11 +158,12 @@ class CatalogItems:
         self, name: str, log: Logger
     ) -> AsyncGenerator[tuple[CatalogItem, dict[str, Any]] | None, None]:
         """Every item of the catalog, with the raw object it was read from; None if the catalog is gone."""
-        url = api_url(self.origin, f"catalogs/{quote(name, safe='')}/items")
+        url = api_url(self.origin, CatalogItem.path.format(catalog=quote(name, safe="")))
+        pages = paged_items(
+            self.http, log, url, params={}, items_key=CatalogItem.items_key, page_size=CatalogItem.page_size
+        )
         try:
-            async for raw in paged_items(
-                self.http, log, url, {}, "catalogItemsWithProperties", CatalogItem.PAGE_SIZE
-            ):
+            async for raw in pages:
                 raw.setdefault("catalogName", name)
                 yield CatalogItem.model_validate(raw), raw
         except HTTPError as err:
@@ -245,14 +246,15 @@ def _emit_unknown_since(position: CatalogItemsCursor, name: str, first_pass: boo
 
 
 def _warn_if_lost_while_stopped(
-    log: Logger, name: str, position: CatalogItemsCursor, seen: int, first_pass: bool
+    log: Logger, name: str, *, position: CatalogItemsCursor, seen: int, first_pass: bool
 ) -> None:
-    had = (position.counts or {}).get(name)
-    if first_pass and had is not None and seen < had:
+    """Say so when the catalog has fewer items than the cursor recorded before the restart."""
+    count = (position.counts or {}).get(name)
+    if first_pass and count is not None and seen < count:
         log.warning(
             "catalog items were deleted while the connector was stopped; their deletions cannot be "
             "emitted (backfill the catalog_items binding to resynchronise)",
-            {"catalog": name, "items_before": had, "items_now": seen},
+            {"catalog": name, "items_before": count, "items_now": seen},
         )
 
 

@@ -5,7 +5,7 @@ from typing import Any
 import pydantic
 from pydantic_core import ErrorDetails
 
-from .models import ResourceConfig
+from .config import ResourceConfig
 
 SECRET_PARTS = ("credentials",)
 """Locations whose values are never echoed back: they may hold the API key."""

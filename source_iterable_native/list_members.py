@@ -8,6 +8,7 @@ that breaks and is retried never emits a member twice, and memory stays flat.
 
 import asyncio
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from logging import Logger
 from typing import IO, AsyncGenerator, Awaitable, TypeVar
@@ -16,7 +17,7 @@ import aiohttp
 from estuary_cdk.capture.common import LogCursor, PageCursor
 from estuary_cdk.http import Headers, HTTPError, HTTPSession
 
-from .api import api_url, snapshot_resource
+from .api import api_url, snapshot
 from .models import List, ListMember
 
 ATTEMPTS = 3
@@ -30,46 +31,56 @@ class ListUnavailable(Exception):
     """The list kept failing; it is skipped until the next scheduled run."""
 
 
-async def fetch_list_members(
-    http: HTTPSession,
-    lists_http: HTTPSession,
-    origin: str,
-    timeout: timedelta,
-    stopping: asyncio.Event,
-    log: Logger,
-    page: PageCursor,
-    cutoff: LogCursor,
-) -> AsyncGenerator[ListMember | PageCursor, None]:
-    """The members of the first list (in id order) after the page, the id of the last list done."""
-    assert isinstance(cutoff, datetime)
-    done = page if isinstance(page, int) else 0
-    list_ids = sorted([item.id async for item in snapshot_resource(lists_http, origin, List, log)])
-    remaining = [list_id for list_id in list_ids if list_id > done]
-    if not remaining:
-        return
-    list_id = remaining[0]
-    download = _download_members(http, origin, list_id, timeout, log)
-    try:
-        spool = await _unless_stopping(download, stopping)
-    except ListUnavailable as err:
-        log.warning(
-            f"skipping list {list_id} until the next scheduled run: {err}",
-            {"list_id": list_id, "lists_left": len(remaining) - 1},
+@dataclass
+class ListMembers:
+    """The list_users backfill: the members of one list per step, in list id order."""
+
+    members_http: HTTPSession
+    lists_http: HTTPSession
+    """The session lists are listed through: the list membership budget is not spent on them."""
+    origin: str
+    timeout: timedelta
+    """How long one list's response may take."""
+    stopping: asyncio.Event
+    """Set when the connector is asked to stop: a list being read is left to the next session."""
+
+    async def fetch_page(
+        self, log: Logger, page: PageCursor, cutoff: LogCursor
+    ) -> AsyncGenerator[ListMember | PageCursor, None]:
+        """The members of the first list (in id order) after the page, the id of the last list done."""
+        assert isinstance(cutoff, datetime)
+        done = page if isinstance(page, int) else 0
+        lists = snapshot(List, List.listing(self.lists_http, self.origin), log)
+        remaining = sorted([item.id async for item in lists if item.id > done])
+        if not remaining:
+            return
+        list_id = remaining[0]
+        download = _download_members(
+            self.members_http, self.origin, log, list_id=list_id, timeout=self.timeout
+        )
+        try:
+            spool = await _unless_stopping(download, self.stopping)
+        except ListUnavailable as err:
+            log.warning(
+                f"skipping list {list_id} until the next scheduled run: {err}",
+                {"list_id": list_id, "lists_left": len(remaining) - 1},
+            )
+            yield list_id
+            return
+        if spool is None:
+            yield done  # stopping: this list is read again by the next session
+            return
+        with spool:
+            members = 0
+            for raw in spool:
+                user_id = raw.decode("utf-8").strip()
+                if user_id:
+                    members += 1
+                    yield ListMember(list_id=list_id, user_id=user_id, run_started_at=cutoff)
+        log.info(
+            "read list members", {"list_id": list_id, "members": members, "lists_left": len(remaining) - 1}
         )
         yield list_id
-        return
-    if spool is None:
-        yield done  # stopping: this list is read again by the next session
-        return
-    with spool:
-        members = 0
-        for raw in spool:
-            user_id = raw.decode("utf-8").strip()
-            if user_id:
-                members += 1
-                yield ListMember(list_id=list_id, user_id=user_id, run_started_at=cutoff)
-    log.info("read list members", {"list_id": list_id, "members": members, "lists_left": len(remaining) - 1})
-    yield list_id
 
 
 async def _unless_stopping(work: Awaitable[T], stopping: asyncio.Event) -> T | None:
@@ -88,10 +99,10 @@ async def _unless_stopping(work: Awaitable[T], stopping: asyncio.Event) -> T | N
 
 
 async def _download_members(
-    http: HTTPSession, origin: str, list_id: int, timeout: timedelta, log: Logger
+    http: HTTPSession, origin: str, log: Logger, *, list_id: int, timeout: timedelta
 ) -> IO[bytes]:
     """The list's whole response body, spooled; raises ListUnavailable once the tries are spent."""
-    url = api_url(origin, "lists/getUsers")
+    url = api_url(origin, ListMember.path)
     client_timeout = aiohttp.ClientTimeout(total=timeout.total_seconds())
     failure = ""
     for attempt in range(1, ATTEMPTS + 1):

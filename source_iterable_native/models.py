@@ -1,386 +1,85 @@
-"""Configuration, state and document models of the Iterable capture."""
+"""Iterable's streams: one document class per binding, whose ClassVars are the binding's whole
+contract (endpoint, items key, page size, rate bucket, default interval, key); its base class is
+its capture mode, which picks the factory in `resources.py`."""
 
-import base64
 import functools
-import os
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from abc import abstractmethod
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, Self
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Protocol, Self
 
-import orjson
-
-from estuary_cdk.capture.common import (
-    BaseDocument,
-    ConnectorState as GenericConnectorState,
-    ResourceConfigWithSchedule,
-    ResourceState,
-)
-from estuary_cdk.flow import AccessToken
+from estuary_cdk.capture.common import BaseDocument, FetchChangesFn, LogCursor
+from estuary_cdk.http import HTTPSession
 from estuary_cdk.incremental_csv_processor import BaseCSVRow
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
-from .budgets import DEFAULT_EXPORT_SHARE
+from . import api
+from .budgets import Bucket
+from .config import EVENT_TYPES, EndpointConfig, ProjectType
+from .cursors import CampaignsCursor, CatalogItemsCursor
 
-BASE_URL_ENV = "ITERABLE_API_BASE_URL"
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+LISTING_INTERVAL = timedelta(minutes=5)
+"""How often the small listings (snapshots, refreshed streams, campaigns, catalog items) are read."""
 
-EVENT_TYPES: tuple[str, ...] = (
-    "emailSend",
-    "emailOpen",
-    "emailClick",
-    "hostedUnsubscribeClick",
-    "emailComplaint",
-    "emailBounce",
-    "emailSendSkip",
-    "emailSubscribe",
-    "emailUnsubscribe",
-    "pushSend",
-    "pushOpen",
-    "pushUninstall",
-    "pushBounce",
-    "pushSendSkip",
-    "inAppSend",
-    "inAppOpen",
-    "inAppClick",
-    "inAppClose",
-    "inAppDelete",
-    "inAppDelivery",
-    "inAppSendSkip",
-    "inAppRecall",
-    "inboxSession",
-    "inboxMessageImpression",
-    "smsSend",
-    "smsBounce",
-    "smsClick",
-    "smsReceived",
-    "smsSendSkip",
-    "smsUsageInfo",
-    "webPushSend",
-    "webPushClick",
-    "webPushSendSkip",
-    "rcsSend",
-    "rcsSendSkip",
-    "purchase",
-    "customEvent",
-    "embeddedSend",
-    "embeddedSendSkip",
-    "embeddedClick",
-    "embeddedReceived",
-    "embeddedImpression",
-    "embeddedSession",
-    "unknownSession",
-    "journeyExit",
-    "whatsAppBounce",
-    "whatsAppClick",
-    "whatsAppReceived",
-    "whatsAppSeen",
-    "whatsAppSend",
-    "whatsAppSendSkip",
-    "whatsAppUsageInfo",
-)
-"""Every event export data type. `emailUnsubscribe` is spelled as Estuary's existing Iterable
-connector spells it (Iterable matches data type names case-insensitively), so event keys match."""
-
-
-class ProjectType(StrEnum):
-    EMAIL_BASED = "Email-based"
-    USER_ID_BASED = "UserID-based"
-    HYBRID = "Hybrid"
-
-
-class DataCenter(StrEnum):
-    US = "US"
-    EU = "EU"
-
-
-DATA_CENTER_ORIGINS: dict[DataCenter, str] = {
-    DataCenter.US: "https://api.iterable.com",
-    DataCenter.EU: "https://api.eu.iterable.com",
-}
-
-
-class ApiKey(AccessToken):
-    credentials_title: Literal["Private App Credentials"] = Field(
-        default="Private App Credentials",
-        title="Authentication Method",
-        json_schema_extra={"type": "string", "order": 0},
-    )
-    access_token: str = Field(
-        title="API Key",
-        description=(
-            "A server-side API key from Iterable (Integrations > API Keys). Read-only and "
-            "client-side keys cannot start export jobs or read list membership."
-        ),
-        min_length=1,
-        json_schema_extra={"secret": True, "order": 1},
-    )
-
-
-def _duration_within(low: timedelta, high: timedelta, what: str):
-    def check(value: timedelta) -> timedelta:
-        if not low <= value <= high:
-            raise ValueError(
-                f"{what} must be between {_iso_duration(low)} and {_iso_duration(high)}, "
-                f"got {_iso_duration(value)}"
-            )
-        return value
-
-    return AfterValidator(check)
-
-
-def _iso_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
-    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "" if days else "T0S")
-
-
-def _known_event_types(value: list[str] | None) -> list[str] | None:
-    if value is None:
-        return None
-    unknown = [name for name in value if name not in EVENT_TYPES]
-    if unknown:
-        raise ValueError(
-            f"Unknown event type(s) {', '.join(unknown)}. Valid event types are: {', '.join(EVENT_TYPES)}"
-        )
-    return list(dict.fromkeys(value)) or None
-
-
-class Advanced(BaseModel):
-    window_size: Annotated[
-        timedelta, _duration_within(timedelta(seconds=1), timedelta(days=365), "Window size")
-    ] = Field(
-        default=timedelta(hours=12),
-        title="Initial Export Window",
-        description=(
-            "Span of time the first export job of a backfill covers, as an ISO 8601 duration "
-            "(for example PT12H). Later windows grow across stretches with little data and "
-            "shrink where Iterable truncates an export."
-        ),
-    )
-    late_data_lag: Annotated[
-        timedelta, _duration_within(timedelta(0), timedelta(days=1), "Late data lag")
-    ] = Field(
-        default=timedelta(hours=1),
-        title="Late Data Lookback",
-        description=(
-            "How far behind real time users and events are read a second time, as an ISO 8601 "
-            "duration, so that records Iterable makes available late are still captured."
-        ),
-    )
-    list_users_timeout: Annotated[
-        timedelta, _duration_within(timedelta(minutes=5), timedelta(hours=6), "List users timeout")
-    ] = Field(
-        default=timedelta(minutes=30),
-        title="List Users Timeout",
-        description=(
-            "How long to wait for Iterable to return the members of one list, as an ISO 8601 "
-            "duration. Large lists can take over an hour."
-        ),
-    )
-    campaign_metrics_lookback: Annotated[
-        timedelta,
-        _duration_within(timedelta(0), timedelta(days=365), "Campaign metrics lookback"),
-    ] = Field(
-        default=timedelta(days=15),
-        title="Campaign Metrics Lookback",
-        description=(
-            "How long after a campaign ends its metrics keep being refreshed, as an ISO 8601 "
-            "duration, so late opens and attributed purchases are captured."
-        ),
-    )
-    event_types: Annotated[list[str] | None, AfterValidator(_known_event_types)] = Field(
-        default=None,
-        title="Event Types",
-        description=(
-            "Event data types to capture, for example emailSend or customEvent. Leave empty "
-            "to capture all of them."
-        ),
-    )
-    skip_malformed_records: bool = Field(
-        default=False,
-        title="Skip Malformed Records",
-        description=(
-            "Leave off: a user or event Iterable exports as invalid JSON, or without its cursor "
-            "(createdAt, profileUpdatedAt) or key (email, itblUserId), stops the capture with an "
-            "error naming the export file and line. Turn on only when such an error repeats on "
-            "every restart and you accept losing those records: each one is then skipped, logged "
-            "with its location and counted, and the capture goes on."
-        ),
-    )
-    capture_all_users: bool = Field(
-        default=True,
-        title="Capture All Users",
-        description=(
-            "When on, the users backfill starts at 2013-01-01T00:00:00Z (Iterable's launch) "
-            "whatever the start date says, so every user is captured and every event can be "
-            "joined to its user; the start date still bounds events. When off, users follow the "
-            "start date: only users whose profile changed since then are captured. Turn it off "
-            "for a large project that does not need users unchanged since the start date: "
-            "exporting every profile takes Iterable longer and transfers every user. Applies to "
-            "users backfills that start after it is set."
-        ),
-    )
-    data_center: DataCenter = Field(
-        default=DataCenter.US,
-        title="Data Center",
-        description=(
-            "The Iterable data center your project lives in: US (api.iterable.com) or EU "
-            "(api.eu.iterable.com). An API key only works in its own data center."
-        ),
-        json_schema_extra={"type": "string"},
-    )
-    export_budget_share: float = Field(
-        default=DEFAULT_EXPORT_SHARE,
-        ge=0.1,
-        le=1,
-        title="Share of Iterable's Export Limits",
-        description=(
-            "How much of your Iterable organisation's export limits this capture may use, from 0.1 "
-            "to 1. Iterable allows each organisation 1 export request per second and 4 export jobs "
-            "processing at once, shared by every tool that exports from it. The default, 0.5, "
-            "leaves half for your other Iterable tools; set 1 for the fastest backfill when no "
-            "other tool exports from Iterable."
-        ),
-    )
-
-
-def _blank_as_none(value: Any) -> Any:
-    return None if value == "" else value
-
-
-def _in_utc(value: datetime | None) -> datetime | None:
-    """Export windows are sent to Iterable in UTC: an offset is converted, never dropped."""
-    return None if value is None else value.astimezone(UTC)
-
-
-def _not_in_future(value: datetime | None) -> datetime | None:
-    if value is not None and value > datetime.now(tz=UTC):
-        raise ValueError(f"Start date {value.isoformat()} is in the future")
-    return value
-
-
-USERS_HISTORY_START = datetime(2013, 1, 1, tzinfo=UTC)
-"""Iterable launched in 2013: no profile was updated before."""
-
-
-class EndpointConfig(BaseModel):
-    credentials: ApiKey = Field(
-        discriminator="credentials_title",
-        title="Authentication",
-        json_schema_extra={"order": 0},
-    )
-    project_type: ProjectType = Field(
-        title="Project Type",
-        description=(
-            "How users are identified in your Iterable project (Settings > Project Settings). "
-            "Email-based projects key users by email; UserID-based and Hybrid projects by "
-            "Iterable's itblUserId."
-        ),
-        json_schema_extra={"order": 1, "type": "string"},
-    )
-    start_date: Annotated[
-        AwareDatetime | None,
-        BeforeValidator(_blank_as_none),
-        AfterValidator(_in_utc),
-        AfterValidator(_not_in_future),
-    ] = Field(
-        default=None,
-        title="Start Date",
-        description=(
-            "Date and time in the format YYYY-MM-DDTHH:MM:SSZ (UTC), or with an offset such as "
-            "2026-01-01T00:00:00-08:00, which is converted to UTC. Events before it are not "
-            "captured, nor users last updated before it unless Capture All Users is on (the "
-            "default). Leave empty to start 30 days before the capture is created."
-        ),
-        json_schema_extra={
-            "order": 2,
-            "format": "date-time",
-            "pattern": r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2}))?$",
-        },
-    )
-    advanced: Advanced = Field(
-        default_factory=Advanced,
-        title="Advanced",
-        description="Settings most captures can leave as they are.",
-        json_schema_extra={"advanced": True, "order": 3},
-    )
-
-    @model_validator(mode="after")
-    def _project_exists_in_data_center(self) -> "EndpointConfig":
-        if self.advanced.data_center is DataCenter.EU and self.project_type is ProjectType.EMAIL_BASED:
-            raise ValueError(
-                "Iterable's EU data center has no Email-based projects: choose your project's type "
-                "(Iterable: Settings > Project Settings) or the US data center (Advanced > Data Center)"
-            )
-        return self
-
-    def start(self, now: datetime) -> datetime:
-        """Where events (and users, without capture_all_users) start, for a binding created at `now`."""
-        return self.start_date or now - timedelta(days=30)
-
-    def users_start(self, now: datetime) -> datetime:
-        """Where the users backfill of a binding created at `now` starts."""
-        return USERS_HISTORY_START if self.advanced.capture_all_users else self.start(now)
-
-    def api_origin(self) -> str:
-        """The Iterable origin requests go to: the data center's, or `ITERABLE_API_BASE_URL`."""
-        override = os.environ.get(BASE_URL_ENV, "").rstrip("/")
-        if not override:
-            return DATA_CENTER_ORIGINS[self.advanced.data_center]
-        parts = urlsplit(override)
-        if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
-            return override
-        raise ValueError(
-            f"{BASE_URL_ENV} must be an https:// origin (plain http is allowed only for "
-            f"127.0.0.1, ::1 or localhost) so that the API key is never sent in clear text; "
-            f"got {override!r}"
-        )
-
-
-class ResourceConfig(ResourceConfigWithSchedule):
-    pass
-
-
-ConnectorState = GenericConnectorState[ResourceState]
+KEY_SCHEMA_ANNOTATIONS = frozenset({"title", "description", "default", "examples"})
+"""JSON schema keywords that describe a field without constraining it: left out of key schemas."""
 
 
 def key_schemas(model: type[BaseDocument], key: list[str]) -> dict[str, Any]:
-    """The JSON schema of each key field of a document model, for the binding's sourced schema."""
+    """The JSON schema of each key field of a document model, for the binding's sourced schema:
+    everything the model states about the field (type, length, ...) but its annotations."""
     properties = model.model_json_schema(by_alias=True)["properties"]
-    return {pointer.lstrip("/"): {"type": properties[pointer.lstrip("/")]["type"]} for pointer in key}
+    return {
+        name: {
+            keyword: value
+            for keyword, value in properties[name].items()
+            if keyword not in KEY_SCHEMA_ANNOTATIONS
+        }
+        for name in (pointer.lstrip("/") for pointer in key)
+    }
+
+
+class Stream(Protocol):
+    """A stream class of any capture mode: its name is the binding's."""
+
+    name: ClassVar[str]
 
 
 class SnapshotStream(BaseDocument, extra="allow"):
-    """A small Iterable resource captured whole on every interval."""
+    """A small Iterable resource captured whole on every interval, keyed by the CDK's row id."""
 
     name: ClassVar[str]
     path: ClassVar[str]
     items_key: ClassVar[str]
+    id_properties: ClassVar[dict[str, dict[str, Any]]]
+    """The sourced schema of the id Iterable gives each item (not the collection key)."""
+    bucket: ClassVar[Bucket] = Bucket.DEFAULT
+    interval: ClassVar[timedelta] = LISTING_INTERVAL
+
+    @classmethod
+    def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
+        return functools.partial(api.list_unpaged, cls, http, origin)
 
 
 class Channel(SnapshotStream):
     name: ClassVar[str] = "channels"
     path: ClassVar[str] = "channels"
     items_key: ClassVar[str] = "channels"
+    id_properties: ClassVar[dict[str, dict[str, Any]]] = {"id": {"type": "integer"}}
 
 
 class MessageType(SnapshotStream):
     name: ClassVar[str] = "message_types"
     path: ClassVar[str] = "messageTypes"
     items_key: ClassVar[str] = "messageTypes"
+    id_properties: ClassVar[dict[str, dict[str, Any]]] = {"id": {"type": "integer"}}
 
 
 class List(SnapshotStream):
     name: ClassVar[str] = "lists"
     path: ClassVar[str] = "lists"
     items_key: ClassVar[str] = "lists"
+    id_properties: ClassVar[dict[str, dict[str, Any]]] = {"id": {"type": "integer"}}
 
     id: int
 
@@ -389,70 +88,128 @@ class MetadataTable(SnapshotStream):
     name: ClassVar[str] = "metadata_tables"
     path: ClassVar[str] = "metadata"
     items_key: ClassVar[str] = "results"
+    id_properties: ClassVar[dict[str, dict[str, Any]]] = {"name": {"type": "string"}}
 
 
 class Template(SnapshotStream):
     name: ClassVar[str] = "templates"
     path: ClassVar[str] = "templates"
     items_key: ClassVar[str] = "templates"
+    id_properties: ClassVar[dict[str, dict[str, Any]]] = {"templateId": {"type": "integer"}}
+    page_size: ClassVar[int] = 1000
 
     TEMPLATE_TYPES: ClassVar[tuple[str, ...]] = ("Base", "Blast", "Triggered", "Workflow")
     # All the listing's messageMedium filter accepts; other mediums (WebPush, Embedded, WhatsApp)
     # can only come from the listing without it.
     MESSAGE_MEDIUMS: ClassVar[tuple[str, ...]] = ("Email", "Push", "InApp", "SMS")
 
-
-SNAPSHOT_STREAMS: list[type[SnapshotStream]] = [Channel, List, MessageType, MetadataTable, Template]
-
-
-class Event(BaseDocument, extra="allow"):
-    """One exported event of any data type, keyed like Estuary's existing Iterable connector."""
-
-    name: ClassVar[str] = "events"
-    key: ClassVar[list[str]] = ["/_estuary_id", "/eventType"]
-    cursor_field: ClassVar[str] = "createdAt"
-
-    estuary_id: str = Field(
-        alias="_estuary_id", description="xxh128 of createdAt|email|itblUserId|campaignId|eventName|eventType"
-    )
-    eventType: str = Field(description="The Iterable export data type of this event")
-    createdAt: AwareDatetime
+    @classmethod
+    def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
+        return functools.partial(api.list_templates, cls, http, origin)
 
 
-class User(BaseDocument, extra="allow"):
-    name: ClassVar[str] = "users"
-    data_type: ClassVar[str] = "user"
-    cursor_field: ClassVar[str] = "profileUpdatedAt"
+class RefreshedStream(BaseDocument, extra="allow"):
+    """A small Iterable resource read whole each interval, keyed by its own id; only items that
+    changed are emitted, and items that disappeared come back as deletions."""
+
+    name: ClassVar[str]
+    path: ClassVar[str]
+    items_key: ClassVar[str]
     key_field: ClassVar[str]
+    bucket: ClassVar[Bucket] = Bucket.DEFAULT
+    interval: ClassVar[timedelta] = LISTING_INTERVAL
 
-    profileUpdatedAt: AwareDatetime
-
-
-class UserByEmail(User):
-    key_field: ClassVar[str] = "email"
-    email: str
-
-
-class UserByItblUserId(User):
-    key_field: ClassVar[str] = "itblUserId"
-    itblUserId: str
+    @classmethod
+    def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
+        return functools.partial(api.list_unpaged, cls, http, origin)
 
 
-def user_model(project_type: ProjectType) -> type[User]:
-    return UserByEmail if project_type is ProjectType.EMAIL_BASED else UserByItblUserId
+class Journey(RefreshedStream):
+    name: ClassVar[str] = "journeys"
+    path: ClassVar[str] = "journeys"
+    items_key: ClassVar[str] = "journeys"
+    key_field: ClassVar[str] = "id"
+    page_size: ClassVar[int] = 50
+    # Without a state filter Iterable lists only journeys that are not archived.
+    STATE_FILTERS: ClassVar[tuple[str | None, ...]] = (None, "Archived")
+
+    id: int
+
+    @classmethod
+    def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
+        return functools.partial(api.list_journeys, cls, http, origin)
 
 
-def enabled_event_types(config: "EndpointConfig") -> list[str]:
-    return list(config.advanced.event_types or EVENT_TYPES)
+class Snippet(RefreshedStream):
+    name: ClassVar[str] = "snippets"
+    path: ClassVar[str] = "snippets"
+    items_key: ClassVar[str] = "snippets"
+    key_field: ClassVar[str] = "id"
+
+    id: int
 
 
-class Campaign(BaseDocument, extra="allow"):
+class UserField(RefreshedStream):
+    """One user profile field and its Iterable type."""
+
+    name: ClassVar[str] = "user_fields"
+    path: ClassVar[str] = "users/getFields"
+    items_key: ClassVar[str] = "fields"
+    key_field: ClassVar[str] = "name"
+    bucket: ClassVar[Bucket] = Bucket.USER_FIELDS
+
+    name_: str = Field(alias="name")
+    type: Any = None
+
+    @classmethod
+    def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
+        return functools.partial(api.list_user_fields, cls, http, origin)
+
+
+class Catalog(RefreshedStream):
+    name: ClassVar[str] = "catalogs"
+    path: ClassVar[str] = "catalogs"
+    items_key: ClassVar[str] = "catalogNames"
+    key_field: ClassVar[str] = "name"
+    page_size: ClassVar[int] = 100
+    bucket: ClassVar[Bucket] = Bucket.CATALOGS
+
+    name_: str = Field(alias="name")
+
+    @classmethod
+    def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
+        return functools.partial(api.list_paged, cls, http, origin)
+
+
+class IncrementalStream(BaseDocument, extra="allow"):
+    """A listing read each interval from a cursor of its own, emitting only what changed."""
+
+    name: ClassVar[str]
+    key: ClassVar[list[str]]
+    path: ClassVar[str]
+    items_key: ClassVar[str]
+    page_size: ClassVar[int]
+    bucket: ClassVar[Bucket] = Bucket.DEFAULT
+    interval: ClassVar[timedelta] = LISTING_INTERVAL
+
+    @classmethod
+    @abstractmethod
+    def initial_cursor(cls) -> LogCursor: ...
+
+    @classmethod
+    @abstractmethod
+    def changes(cls, http: HTTPSession, origin: str) -> FetchChangesFn[BaseDocument]:
+        """The stream's fetch_changes, reading through `http` (the session of its bucket)."""
+
+
+class Campaign(IncrementalStream):
     """A campaign as `GET /api/campaigns` lists it; times stay epoch milliseconds, as Iterable sends them."""
 
     name: ClassVar[str] = "campaigns"
     path: ClassVar[str] = "campaigns"
     items_key: ClassVar[str] = "campaigns"
     key: ClassVar[list[str]] = ["/id"]
+    page_size: ClassVar[int] = 1000
 
     # Campaigns Iterable has not sent yet; they have no metrics.
     NOT_LAUNCHED: ClassVar[frozenset[str]] = frozenset({"Draft", "Scheduled", "Recurring", "Starting"})
@@ -478,80 +235,47 @@ class Campaign(BaseDocument, extra="allow"):
             return False
         return not (self.campaignState == "Running" and (self.model_extra or {}).get("type") == "Triggered")
 
-
-_KEY_ESCAPED = re.compile(r'[%,|"\\\x00-\x1f\x7f]')
-_KEY_ESCAPE = re.compile(r"%([0-9A-F]{2})")
-
-
-def _pack_keys(keys: Iterable[str]) -> str:
-    """Keys joined by commas; the characters a cursor uses as separators, or JSON would escape, are
-    percent-encoded, so the packed string costs no more in the state than its length."""
-    return ",".join(_KEY_ESCAPED.sub(lambda m: f"%{ord(m[0]):02X}", key) for key in keys)
-
-
-def _unpack_keys(text: str) -> list[str]:
-    return [_KEY_ESCAPE.sub(lambda m: chr(int(m[1], 16)), key) for key in text.split(",")] if text else []
-
-
-class Fingerprints(dict[str, int]):
-    """64-bit content fingerprints by key, packed for a cursor as the keys joined by commas, then
-    `:` and the digests in base64 (about 11 bytes per key beyond the key itself)."""
-
-    def pack(self) -> str:
-        digests = b"".join(digest.to_bytes(8, "big") for digest in self.values())
-        return f"{_pack_keys(self)}:{base64.b64encode(digests).decode()}"
+    @classmethod
+    def initial_cursor(cls) -> LogCursor:
+        return CampaignsCursor().encode()
 
     @classmethod
-    def unpack(cls, text: str) -> "Fingerprints":
-        keys, _, encoded = text.rpartition(":")
-        digests = base64.b64decode(encoded)
-        names = _unpack_keys(keys)
-        assert len(digests) == 8 * len(names), "corrupt fingerprints in the cursor"
-        return cls((name, int.from_bytes(digests[8 * i : 8 * i + 8], "big")) for i, name in enumerate(names))
+    def changes(cls, http: HTTPSession, origin: str) -> FetchChangesFn[BaseDocument]:
+        from .campaigns import fetch_campaigns  # campaigns.py reads this class, so not at the top
+
+        return functools.partial(fetch_campaigns, http, origin)
 
 
-@dataclass
-class CampaignsCursor:
-    """The campaigns stream's position.
+class CatalogItem(IncrementalStream):
+    name: ClassVar[str] = "catalog_items"
+    key: ClassVar[list[str]] = ["/catalogName", "/itemId"]
+    path: ClassVar[str] = "catalogs/{catalog}/items"
+    items_key: ClassVar[str] = "catalogItemsWithProperties"
+    page_size: ClassVar[int] = 1000
+    """The largest page Iterable accepts (its own API client uses 1000)."""
+    bucket: ClassVar[Bucket] = Bucket.CATALOGS
 
-    `floor`: the next pass re-reads every campaign updated after it (an overlap behind the newest
-    `updatedAt`, so same-millisecond, late and page-shifted updates are read again); `recent`
-    fingerprints what was read above it, so re-reads are not emitted twice; `watching` fingerprints
-    the campaigns in a transitional state, which Iterable changes without moving `updatedAt`.
-    """
-
-    updated_at: int = 0
-    """The newest `updatedAt` seen; 0 before the first pass."""
-    floor: int = 0
-    recent: Fingerprints = field(default_factory=Fingerprints)
-    watching: Fingerprints = field(default_factory=Fingerprints)
-    missed: frozenset[str] = frozenset()
-    """Watched campaigns the last pass did not see; a second miss stops watching them."""
-
-    def encode(self) -> tuple[str]:
-        packed = f"{self.recent.pack()}|{self.watching.pack()}|{_pack_keys(sorted(self.missed))}"
-        return (f"c2|{self.updated_at}|{self.floor}|{packed}",)
+    catalogName: str
+    itemId: str
+    lastModified: str | None = Field(
+        default=None, description="When the item last changed, as Iterable writes it"
+    )
 
     @classmethod
-    def decode(cls, cursor: Any) -> Self:
-        assert isinstance(cursor, tuple) and len(cursor) == 1, f"not a campaigns cursor: {cursor!r}"
-        text = str(cursor[0])
-        if text.startswith("{"):  # the earlier form: JSON with hex fingerprints of every unended campaign
-            old = orjson.loads(text)
-            updated_at = int(old.get("updated_at", 0))
-            watching = Fingerprints({str(k): int(v, 16) for k, v in old.get("watching", {}).items()})
-            return cls(
-                updated_at=updated_at, floor=0 if not updated_at else updated_at - 1, watching=watching
-            )
-        _, newest, lowest, recently, watched, missed_text = text.split("|", 5)
-        return cls(updated_at=int(newest), floor=int(lowest), recent=Fingerprints.unpack(recently),
-                   watching=Fingerprints.unpack(watched), missed=frozenset(_unpack_keys(missed_text)))  # fmt: skip
+    def initial_cursor(cls) -> LogCursor:
+        return CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode()
+
+    @classmethod
+    def changes(cls, http: HTTPSession, origin: str) -> FetchChangesFn[BaseDocument]:
+        from .catalogs import CatalogItems  # catalogs.py reads this class, so not at the top
+
+        return CatalogItems(http, origin).fetch_changes
 
 
 class UnkeyedMetrics(Exception):
     """A metrics CSV whose header offers nothing to key its rows by."""
 
-    def __init__(self, binding: str, path: str, problem: str, header: str):
+    def __init__(self, *, binding: str, path: str, problem: str, header: str) -> None:
         super().__init__(
             f"{binding}: Iterable's {path} CSV {problem}; header received: {header!r}. This binding "
             f"captures nothing more until the connector restarts; if this persists, disable the "
@@ -565,6 +289,9 @@ class MetricsRow(BaseCSVRow):
     name: ClassVar[str]
     path: ClassVar[str]
     key: ClassVar[list[str]]
+    bucket: ClassVar[Bucket]
+    interval: ClassVar[timedelta] = timedelta(hours=1)
+    """Each pass spends one request per 80 running or recently ended campaigns, of 10 a minute."""
     medium: ClassVar[str | None] = None
     """The only message medium whose campaigns have these metrics, if there is one."""
     BATCH: ClassVar[int] = 80
@@ -596,6 +323,7 @@ class CampaignMetrics(MetricsRow):
     name: ClassVar[str] = "campaign_metrics"
     path: ClassVar[str] = "campaigns/metrics"
     key: ClassVar[list[str]] = ["/id"]
+    bucket: ClassVar[Bucket] = Bucket.CAMPAIGN_METRICS
 
     id: int
 
@@ -606,12 +334,15 @@ class ExperimentMetrics(MetricsRow):
     name: ClassVar[str] = "experiment_metrics"
     path: ClassVar[str] = "experiments/metrics"
     key: ClassVar[list[str]] = ["/experimentId", "/variantKey"]
+    bucket: ClassVar[Bucket] = Bucket.EXPERIMENT_METRICS
     medium: ClassVar[str | None] = "Email"
     # Column names compared without case, spaces, underscores or hyphens ("Experiment ID" is
     # experimentid): Iterable has published no sample of this CSV.
     ID_COLUMNS: ClassVar[dict[str, str]] = {
-        "experimentid": "experimentId", "campaignid": "campaignId", "templateid": "templateId",
-    }  # fmt: skip
+        "experimentid": "experimentId",
+        "campaignid": "campaignId",
+        "templateid": "templateId",
+    }
     """Id columns also written under these field names, so they read alike whatever the header."""
     VARIANT_COLUMNS: ClassVar[tuple[str, ...]] = ("templateid", "variantid", "variantname", "variant")
     """Columns that tell an experiment's rows apart, the first the header has taken."""
@@ -627,7 +358,7 @@ class ExperimentMetrics(MetricsRow):
         ids, variant = _experiment_columns(header)
         if "experimentId" not in ids:
             problem = "has no experiment id column, so its rows cannot be keyed"
-            raise UnkeyedMetrics(cls.name, cls.path, problem, ",".join(header))
+            raise UnkeyedMetrics(binding=cls.name, path=cls.path, problem=problem, header=",".join(header))
         named = {field: cells[column] for field, column in ids.items() if column in cells}
         variant_key = "" if variant is None else str(cells.get(variant, ""))
         return {**cells, **named, "variantKey": variant_key}
@@ -669,7 +400,12 @@ class ListMember(BaseDocument):
 
     name: ClassVar[str] = "list_users"
     key: ClassVar[list[str]] = ["/list_id", "/user_id"]
-    SCHEDULE: ClassVar[str] = "55 23 * * *"
+    path: ClassVar[str] = "lists/getUsers"
+    bucket: ClassVar[Bucket] = Bucket.LIST_USERS
+    interval: ClassVar[timedelta] = timedelta()
+    schedule: ClassVar[str] = "55 23 * * *"
+    disable: ClassVar[bool] = True
+    """Disabled when discovered: a large list can take Iterable over an hour to answer."""
 
     list_id: int
     user_id: str
@@ -679,116 +415,107 @@ class ListMember(BaseDocument):
     )
 
 
-class RefreshedStream(BaseDocument, extra="allow"):
-    """A small Iterable resource read whole each interval, keyed by its own id; only items that
-    changed are emitted, and items that disappeared come back as deletions."""
+class ExportStream(BaseDocument, extra="allow"):
+    """Records of Iterable's export jobs, captured per data type by `export.resource`, which also
+    sets the binding's interval and spends the export budgets."""
 
     name: ClassVar[str]
-    path: ClassVar[str]
-    items_key: ClassVar[str]
-    key_field: ClassVar[str]
-
-
-class Journey(RefreshedStream):
-    name: ClassVar[str] = "journeys"
-    path: ClassVar[str] = "journeys"
-    items_key: ClassVar[str] = "journeys"
-    key_field: ClassVar[str] = "id"
-    PAGE_SIZE: ClassVar[int] = 50
-    # Without a state filter Iterable lists only journeys that are not archived.
-    STATE_FILTERS: ClassVar[tuple[str | None, ...]] = (None, "Archived")
-
-    id: int
-
-
-class Snippet(RefreshedStream):
-    name: ClassVar[str] = "snippets"
-    path: ClassVar[str] = "snippets"
-    items_key: ClassVar[str] = "snippets"
-    key_field: ClassVar[str] = "id"
-
-    id: int
-
-
-class UserField(RefreshedStream):
-    """One user profile field and its Iterable type."""
-
-    name: ClassVar[str] = "user_fields"
-    path: ClassVar[str] = "users/getFields"
-    items_key: ClassVar[str] = "fields"
-    key_field: ClassVar[str] = "name"
-
-    name_: str = Field(alias="name")
-    type: Any = None
-
-
-class Catalog(RefreshedStream):
-    name: ClassVar[str] = "catalogs"
-    path: ClassVar[str] = "catalogs"
-    items_key: ClassVar[str] = "catalogNames"
-    key_field: ClassVar[str] = "name"
-    PAGE_SIZE: ClassVar[int] = 100
-
-    name_: str = Field(alias="name")
-
-
-REFRESHED_STREAMS: list[type[RefreshedStream]] = [Catalog, Journey, Snippet, UserField]
-
-
-@dataclass
-class RefreshCursor:
-    """Fingerprints of every item a refreshed stream tracks, by key; `absent` are the keys the last
-    pass did not see: an item is deleted only when two consecutive passes miss it."""
-
-    fingerprints: Fingerprints = field(default_factory=Fingerprints)
-    absent: frozenset[str] = frozenset()
-
-    def encode(self) -> tuple[str]:
-        return (f"r2|{self.fingerprints.pack()}|{_pack_keys(sorted(self.absent))}",)
+    key: ClassVar[list[str]]
+    cursor_field: ClassVar[str]
+    key_field: ClassVar[str | None] = None
+    """The field a record's key is read from; None where the connector computes the key."""
 
     @classmethod
-    def decode(cls, cursor: Any) -> Self:
-        assert isinstance(cursor, tuple) and len(cursor) == 1, f"not a refresh cursor: {cursor!r}"
-        text = str(cursor[0])
-        if text.startswith("{"):  # the earlier form: JSON with hex fingerprints
-            old = orjson.loads(text).get("fingerprints", {})
-            return cls(fingerprints=Fingerprints({k: int(v, 16) for k, v in old.items()}))
-        _, fingerprints, absent = text.split("|", 2)
-        return cls(fingerprints=Fingerprints.unpack(fingerprints), absent=frozenset(_unpack_keys(absent)))
-
-
-@dataclass
-class CatalogItemsCursor:
-    """Where the catalog_items stream resumes after a restart: items modified after `since` (the
-    start of the pass before the last complete one) are read as changed, and the item count of
-    every catalog it had; item ids are remembered in memory only (millions do not fit a state)."""
-
-    since: datetime
-    counts: dict[str, int] | None = None
-    """None for a cursor of an earlier version, which did not record its catalogs."""
-
-    def encode(self) -> tuple[str]:
-        names, counts = _pack_keys(self.counts or {}), ",".join(map(str, (self.counts or {}).values()))
-        return (f"i2|{self.since.isoformat()}|{names}|{counts}",)
+    def keyed_for(cls, project_type: ProjectType) -> type[Self]:
+        """The class whose key fits a project of this type."""
+        return cls
 
     @classmethod
-    def decode(cls, cursor: Any) -> Self:
-        if isinstance(cursor, datetime):  # the earlier form: the start of the last pass
-            return cls(since=cursor)
-        assert isinstance(cursor, tuple) and len(cursor) == 1, f"not a catalog items cursor: {cursor!r}"
-        _, since, names, counts = str(cursor[0]).split("|", 3)
-        numbers = [int(n) for n in counts.split(",")] if counts else []
-        return cls(since=datetime.fromisoformat(since), counts=dict(zip(_unpack_keys(names), numbers)))
+    @abstractmethod
+    def data_types(cls, config: EndpointConfig) -> list[str]:
+        """The export data types this binding captures."""
+
+    @classmethod
+    @abstractmethod
+    def backfill_start(cls, config: EndpointConfig) -> Callable[[datetime], datetime]:
+        """Where the backfill of a binding (or data type) created at the given instant starts."""
 
 
-class CatalogItem(BaseDocument, extra="allow"):
-    name: ClassVar[str] = "catalog_items"
-    key: ClassVar[list[str]] = ["/catalogName", "/itemId"]
-    PAGE_SIZE: ClassVar[int] = 1000
-    """The largest page Iterable accepts (its own API client uses 1000)."""
+class Event(ExportStream):
+    """One exported event of any data type, keyed like Estuary's existing Iterable connector."""
 
-    catalogName: str
-    itemId: str
-    lastModified: str | None = Field(
-        default=None, description="When the item last changed, as Iterable writes it"
+    name: ClassVar[str] = "events"
+    key: ClassVar[list[str]] = ["/_estuary_id", "/eventType"]
+    cursor_field: ClassVar[str] = "createdAt"
+
+    estuary_id: str = Field(
+        alias="_estuary_id",
+        description="xxh128 of createdAt|email|itblUserId|campaignId|eventName|eventType",
+        min_length=32,
+        max_length=32,
     )
+    eventType: str = Field(description="The Iterable export data type of this event")
+    createdAt: AwareDatetime
+
+    @classmethod
+    def data_types(cls, config: EndpointConfig) -> list[str]:
+        return list(config.advanced.event_types or EVENT_TYPES)
+
+    @classmethod
+    def backfill_start(cls, config: EndpointConfig) -> Callable[[datetime], datetime]:
+        return config.start
+
+
+class User(ExportStream):
+    name: ClassVar[str] = "users"
+    cursor_field: ClassVar[str] = "profileUpdatedAt"
+    data_type: ClassVar[str] = "user"
+
+    profileUpdatedAt: AwareDatetime
+
+    @classmethod
+    def keyed_for(cls, project_type: ProjectType) -> type["User"]:
+        return UserByEmail if project_type is ProjectType.EMAIL_BASED else UserByItblUserId
+
+    @classmethod
+    def data_types(cls, config: EndpointConfig) -> list[str]:
+        return [cls.data_type]
+
+    @classmethod
+    def backfill_start(cls, config: EndpointConfig) -> Callable[[datetime], datetime]:
+        return config.users_start
+
+
+class UserByEmail(User):
+    key: ClassVar[list[str]] = ["/email"]
+    key_field: ClassVar[str | None] = "email"
+
+    email: str
+
+
+class UserByItblUserId(User):
+    key: ClassVar[list[str]] = ["/itblUserId"]
+    key_field: ClassVar[str | None] = "itblUserId"
+
+    itblUserId: str
+
+
+STREAMS: list[type[Stream]] = [
+    Campaign,
+    CampaignMetrics,
+    Catalog,
+    CatalogItem,
+    Channel,
+    Event,
+    ExperimentMetrics,
+    Journey,
+    List,
+    ListMember,
+    MessageType,
+    MetadataTable,
+    Snippet,
+    Template,
+    User,
+    UserField,
+]
+"""Every binding the connector discovers, one stream class each; `resources.py` builds them."""

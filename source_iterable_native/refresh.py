@@ -8,13 +8,15 @@ when two consecutive passes miss it (docs/refreshed-streams.md).
 """
 
 from logging import Logger
-from typing import Any, AsyncGenerator, AsyncIterator, Callable
+from typing import Any, AsyncGenerator
 
 import orjson
 import xxhash
 from estuary_cdk.capture.common import LogCursor
 
-from .models import Fingerprints, RefreshCursor, RefreshedStream
+from .api import Listing
+from .cursors import Fingerprints, RefreshCursor
+from .models import RefreshedStream
 
 
 def content_fingerprint(item: dict[str, Any]) -> int:
@@ -24,7 +26,7 @@ def content_fingerprint(item: dict[str, Any]) -> int:
 
 async def fetch_refreshed(
     stream: type[RefreshedStream],
-    list_items: Callable[[Logger], AsyncIterator[dict[str, Any]]],
+    list_items: Listing,
     log: Logger,
     cursor: LogCursor,
 ) -> AsyncGenerator[RefreshedStream | LogCursor, None]:
@@ -47,7 +49,6 @@ async def fetch_refreshed(
     for key in absent:
         seen[key] = before.fingerprints[key]
     if changed or gone or absent != before.absent:
-        log.info(f"{stream.name} changed", {
-            "changed": changed, "deleted": len(gone), "missed_once": len(absent), "total": len(seen),
-        })  # fmt: skip
+        summary = {"changed": changed, "deleted": len(gone), "missed_once": len(absent), "total": len(seen)}
+        log.info(f"{stream.name} changed", summary)
         yield RefreshCursor(fingerprints=seen, absent=absent).encode()

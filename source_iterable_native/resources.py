@@ -1,68 +1,48 @@
-"""Binds Iterable's streams to CDK resources: `all_resources()` and `validate_credentials()`."""
+"""Binds Iterable's streams to CDK resources: `all_resources()` and `validate_credentials()`.
+
+`models.STREAMS` lists every stream class; the class's base is its capture mode, and each capture
+mode has one factory here, which reads everything else off the class.
+"""
 
 import functools
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from logging import Logger
-from typing import Any, AsyncGenerator, Callable
+from typing import Any, AsyncGenerator
 
 from estuary_cdk.capture import Task, common
 from estuary_cdk.flow import CaptureBinding, ValidationError
 from estuary_cdk.http import HTTPError
 
-from . import api, campaigns, catalogs, list_members, refresh
+from . import api, campaigns, list_members, refresh
+from .config import EndpointConfig, ResourceConfig
+from .cursors import RefreshCursor
 from .export import ExportJobs
 from .export.resource import export_resource
 from .models import (
-    SNAPSHOT_STREAMS,
-    REFRESHED_STREAMS,
+    STREAMS,
     Campaign,
-    Catalog,
-    CatalogItem,
-    CatalogItemsCursor,
-    CampaignMetrics,
-    CampaignsCursor,
-    ExperimentMetrics,
-    Journey,
+    Channel,
+    ExportStream,
+    IncrementalStream,
+    List,
     ListMember,
     MetricsRow,
-    RefreshCursor,
     RefreshedStream,
-    Snippet,
-    UserField,
-    EndpointConfig,
-    Event,
-    ResourceConfig,
     SnapshotStream,
-    Template,
-    User,
-    enabled_event_types,
+    Stream,
     key_schemas,
-    user_model,
 )
-from .budgets import Bucket
-from .sessions import IterableHTTP
 from .export.streams import ExportedStream
-
-SNAPSHOT_INTERVAL = timedelta(minutes=5)
-EXPORT_INTERVAL = timedelta(minutes=5)
-CAMPAIGNS_INTERVAL = timedelta(minutes=5)
-METRICS_INTERVAL = timedelta(hours=1)
-"""Each metrics pass spends one request per 80 running or recently ended campaigns, of 10 a minute."""
-
-SNAPSHOT_KEY_PROPERTIES: dict[str, dict[str, Any]] = {
-    "channels": {"id": {"type": "integer"}},
-    "lists": {"id": {"type": "integer"}},
-    "message_types": {"id": {"type": "integer"}},
-    "metadata_tables": {"name": {"type": "string"}},
-    "templates": {"templateId": {"type": "integer"}},
-}
+from .sessions import IterableHTTP
 
 
 async def validate_credentials(log: Logger, http: IterableHTTP, config: EndpointConfig) -> None:
     """Check the API key with one cheap call, `GET /api/channels`."""
     origin = _origin(config)
     try:
-        await http[Bucket.DEFAULT].request(log, api.api_url(origin, "channels"))
+        await http[Channel.bucket].request(log, api.api_url(origin, Channel.path))
     except HTTPError as err:
         if err.code == 401:
             raise ValidationError(
@@ -74,7 +54,7 @@ async def validate_credentials(log: Logger, http: IterableHTTP, config: Endpoint
                 ]
             ) from err
         raise ValidationError(
-            [f"Iterable answered HTTP {err.code} to GET /api/channels: {_iterable_message(err)}"]
+            [f"Iterable answered HTTP {err.code} to GET /api/{Channel.path}: {_iterable_message(err)}"]
         ) from err
     except Exception as err:
         raise ValidationError(
@@ -98,55 +78,51 @@ def _origin(config: EndpointConfig) -> str:
         raise ValidationError([str(err)]) from err
 
 
-def all_resources(log: Logger, http: IterableHTTP, config: EndpointConfig) -> list[common.Resource]:
+@dataclass
+class _Context:
+    """What the factories bind streams to: the endpoint config and one capture's sessions."""
+
+    config: EndpointConfig
+    http: IterableHTTP
+    origin: str
+    jobs: ExportJobs
+    now: datetime
+    """When the resources were built: the cutoff and first cursor of new bindings."""
+
+
+def all_resources(http: IterableHTTP, config: EndpointConfig) -> list[common.Resource]:
     origin = _origin(config)
-    jobs = ExportJobs(http, origin)
-    now = datetime.now(tz=UTC).replace(microsecond=0)
-    users = user_model(config.project_type)
-    resources = [
-        *(_snapshot_resource(stream, _snapshot_fetcher(http, origin, stream)) for stream in SNAPSHOT_STREAMS),
-        export_resource(
-            config=config,
-            jobs=jobs,
-            now=now,
-            name=Event.name,
-            key=Event.key,
-            model=Event,
-            streams=[ExportedStream(t, Event.cursor_field, None) for t in enabled_event_types(config)],
-            backfill_start=config.start,
-        ),
-        _campaigns_resource(http, origin),
-        _metrics_resource(CampaignMetrics, Bucket.CAMPAIGN_METRICS, http, origin, config, now),
-        _metrics_resource(ExperimentMetrics, Bucket.EXPERIMENT_METRICS, http, origin, config, now),
-        _list_users_resource(http, origin, config, now),
-        *(_refreshed_resource(stream, http, origin) for stream in REFRESHED_STREAMS),
-        _catalog_items_resource(http, origin),
-        export_resource(
-            config=config,
-            jobs=jobs,
-            now=now,
-            name=User.name,
-            key=[f"/{users.key_field}"],
-            model=users,
-            streams=[ExportedStream(User.data_type, User.cursor_field, users.key_field)],
-            backfill_start=config.users_start,
-        ),
-    ]
-    return sorted(resources, key=lambda resource: resource.name)
+    context = _Context(
+        config=config,
+        http=http,
+        origin=origin,
+        jobs=ExportJobs(http, origin),
+        now=datetime.now(tz=UTC).replace(microsecond=0),
+    )
+    return sorted((_resource(stream, context) for stream in STREAMS), key=lambda resource: resource.name)
 
 
-def _snapshot_fetcher(
-    http: IterableHTTP, origin: str, stream: type[SnapshotStream]
-) -> Callable[[Logger], AsyncGenerator[Any, None]]:
-    session = http[Bucket.DEFAULT]
-    if stream is Template:
-        return functools.partial(api.snapshot_templates, session, origin)
-    return functools.partial(api.snapshot_resource, session, origin, stream)
+def _resource(stream: type[Stream], context: _Context) -> common.Resource:
+    """The stream's resource, built by the factory of its capture mode."""
+    if issubclass(stream, SnapshotStream):
+        return _snapshot_resource(stream, context)
+    if issubclass(stream, RefreshedStream):
+        return _refreshed_resource(stream, context)
+    if issubclass(stream, IncrementalStream):
+        return _incremental_resource(stream, context)
+    if issubclass(stream, MetricsRow):
+        return _metrics_resource(stream, context)
+    if issubclass(stream, ExportStream):
+        return _export_resource(stream, context)
+    if issubclass(stream, ListMember):
+        return _list_members_resource(context)
+    raise TypeError(f"{stream.__name__} has no capture mode: derive it from one of the stream bases")
 
 
-def _snapshot_resource(
-    stream: type[SnapshotStream], fetch: Callable[[Logger], AsyncGenerator[Any, None]]
-) -> common.Resource:
+def _snapshot_resource(stream: type[SnapshotStream], context: _Context) -> common.Resource:
+    listing = stream.listing(context.http[stream.bucket], context.origin)
+    fetch = _binding_errors(stream.name, functools.partial(api.snapshot, stream, listing))
+
     def open(
         binding: CaptureBinding[ResourceConfig],
         binding_index: int,
@@ -154,33 +130,134 @@ def _snapshot_resource(
         task: Task,
         all_bindings: Any,
     ) -> None:
-        task.sourced_schema(binding_index, {"properties": SNAPSHOT_KEY_PROPERTIES[stream.name]})
-        common.open_binding(
-            binding, binding_index, state, task, fetch_snapshot=_binding_errors(stream.name, fetch)
-        )
+        task.sourced_schema(binding_index, {"properties": stream.id_properties})
+        common.open_binding(binding, binding_index, state, task, fetch_snapshot=fetch)
 
     return common.SnapshotResource(
         name=stream.name,
         open=open,
-        initial_config=ResourceConfig(name=stream.name, interval=SNAPSHOT_INTERVAL),
+        initial_config=ResourceConfig(name=stream.name, interval=stream.interval),
     )
 
 
-FetchFactory = Callable[[Task], Callable[..., AsyncGenerator[Any, None]]]
-"""Builds a fetch function once the task (and so its stop signal) is known."""
+def _refreshed_resource(stream: type[RefreshedStream], context: _Context) -> common.Resource:
+    listing = stream.listing(context.http[stream.bucket], context.origin)
+    return _keyed_resource(
+        stream.name,
+        stream,
+        key=[f"/{stream.key_field}"],
+        initial_state=common.ResourceState(
+            inc=common.ResourceState.Incremental(cursor=RefreshCursor().encode())
+        ),
+        initial_config=ResourceConfig(name=stream.name, interval=stream.interval),
+        fetchers=_Fetchers(changes=functools.partial(refresh.fetch_refreshed, stream, listing)),
+    )
 
 
-def _resource(
+def _incremental_resource(stream: type[IncrementalStream], context: _Context) -> common.Resource:
+    return _keyed_resource(
+        stream.name,
+        stream,
+        key=stream.key,
+        initial_state=common.ResourceState(
+            inc=common.ResourceState.Incremental(cursor=stream.initial_cursor())
+        ),
+        initial_config=ResourceConfig(name=stream.name, interval=stream.interval),
+        fetchers=_Fetchers(changes=stream.changes(context.http[stream.bucket], context.origin)),
+    )
+
+
+def _metrics_resource(stream: type[MetricsRow], context: _Context) -> common.Resource:
+    def fetchers(task: Task) -> _Fetchers:
+        passes = campaigns.MetricsPasses(
+            metrics=stream,
+            metrics_http=context.http[stream.bucket],
+            campaigns_http=context.http[Campaign.bucket],
+            origin=context.origin,
+            lookback=context.config.advanced.campaign_metrics_lookback,
+            stopping=task.stopping.event,
+        )
+        return _Fetchers(changes=passes.fetch_changes, page=passes.backfill)
+
+    return _keyed_resource(
+        stream.name,
+        stream,
+        key=stream.key,
+        initial_state=common.ResourceState(
+            inc=common.ResourceState.Incremental(cursor=context.now),
+            backfill=common.ResourceState.Backfill(cutoff=context.now, next_page=None),
+        ),
+        initial_config=ResourceConfig(name=stream.name, interval=stream.interval),
+        fetchers=fetchers,
+    )
+
+
+def _list_members_resource(context: _Context) -> common.Resource:
+    def fetchers(task: Task) -> _Fetchers:
+        members = list_members.ListMembers(
+            members_http=context.http[ListMember.bucket],
+            lists_http=context.http[List.bucket],
+            origin=context.origin,
+            timeout=context.config.advanced.list_users_timeout,
+            stopping=task.stopping.event,
+        )
+        return _Fetchers(page=members.fetch_page)
+
+    return _keyed_resource(
+        ListMember.name,
+        ListMember,
+        key=ListMember.key,
+        initial_state=common.ResourceState(
+            backfill=common.ResourceState.Backfill(cutoff=context.now, next_page=None)
+        ),
+        initial_config=ResourceConfig(
+            name=ListMember.name, interval=ListMember.interval, schedule=ListMember.schedule
+        ),
+        fetchers=fetchers,
+        disable=ListMember.disable,
+    )
+
+
+def _export_resource(stream: type[ExportStream], context: _Context) -> common.Resource:
+    keyed = stream.keyed_for(context.config.project_type)
+    return export_resource(
+        config=context.config,
+        jobs=context.jobs,
+        now=context.now,
+        name=keyed.name,
+        key=keyed.key,
+        model=keyed,
+        streams=[
+            ExportedStream(data_type, keyed.cursor_field, keyed.key_field)
+            for data_type in keyed.data_types(context.config)
+        ],
+        backfill_start=keyed.backfill_start(context.config),
+    )
+
+
+FetchFn = Callable[..., AsyncGenerator[Any, None]]
+
+
+@dataclass
+class _Fetchers:
+    """A keyed binding's fetch functions: incremental changes, backfill pages, or both."""
+
+    changes: FetchFn | None = None
+    page: FetchFn | None = None
+
+
+def _keyed_resource(
     name: str,
     model: type[common.BaseDocument],
+    *,
     key: list[str],
     initial_state: common.ResourceState,
     initial_config: ResourceConfig,
-    fetch_changes: FetchFactory | None = None,
-    fetch_page: FetchFactory | None = None,
+    fetchers: _Fetchers | Callable[[Task], _Fetchers],
     disable: bool = False,
 ) -> common.Resource:
-    """A binding with one incremental and/or one backfill task, keyed by the model's own fields."""
+    """A binding keyed by the model's own fields. `fetchers` are built from the task when the
+    stream must notice a stop request (`task.stopping`) while it waits."""
 
     def open(
         binding: CaptureBinding[ResourceConfig],
@@ -189,12 +266,16 @@ def _resource(
         task: Task,
         all_bindings: Any,
     ) -> None:
+        fetch = fetchers(task) if callable(fetchers) else fetchers
         task.sourced_schema(binding_index, {"properties": key_schemas(model, key)})
         common.open_binding(
-            binding, binding_index, state, task,
-            fetch_changes=_binding_errors(name, fetch_changes(task)) if fetch_changes else None,
-            fetch_page=_binding_errors(name, fetch_page(task)) if fetch_page else None,
-        )  # fmt: skip
+            binding,
+            binding_index,
+            state,
+            task,
+            fetch_changes=_binding_errors(name, fetch.changes) if fetch.changes else None,
+            fetch_page=_binding_errors(name, fetch.page) if fetch.page else None,
+        )
 
     return common.Resource(
         name=name,
@@ -208,9 +289,7 @@ def _resource(
     )
 
 
-def _binding_errors(
-    name: str, fetch: Callable[..., AsyncGenerator[Any, None]]
-) -> Callable[..., AsyncGenerator[Any, None]]:
+def _binding_errors(name: str, fetch: FetchFn) -> FetchFn:
     """The fetch function, with Iterable's refusals of the API key turned into an error that names
     the binding and what to do about it."""
 
@@ -229,80 +308,3 @@ def _binding_errors(
             ) from err
 
     return fetch_with_binding_errors
-
-
-def _campaigns_resource(http: IterableHTTP, origin: str) -> common.Resource:
-    fetch = functools.partial(campaigns.fetch_campaigns, http[Bucket.DEFAULT], origin)
-    return _resource(
-        Campaign.name, Campaign, Campaign.key,
-        common.ResourceState(inc=common.ResourceState.Incremental(cursor=CampaignsCursor().encode())),
-        ResourceConfig(name=Campaign.name, interval=CAMPAIGNS_INTERVAL),
-        fetch_changes=lambda task: fetch,
-    )  # fmt: skip
-
-
-def _metrics_resource(
-    metrics: type[MetricsRow],
-    bucket: Bucket,
-    http: IterableHTTP,
-    origin: str,
-    config: EndpointConfig,
-    now: datetime,
-) -> common.Resource:
-    sessions = (http[bucket], http[Bucket.DEFAULT], origin)
-    lookback = config.advanced.campaign_metrics_lookback
-    return _resource(
-        metrics.name, metrics, metrics.key,
-        common.ResourceState(
-            inc=common.ResourceState.Incremental(cursor=now),
-            backfill=common.ResourceState.Backfill(cutoff=now, next_page=None),
-        ),
-        ResourceConfig(name=metrics.name, interval=METRICS_INTERVAL),
-        fetch_changes=lambda task: functools.partial(
-            campaigns.fetch_metrics, metrics, *sessions, lookback, task.stopping.event
-        ),
-        fetch_page=lambda task: functools.partial(campaigns.backfill_metrics, metrics, *sessions, task.stopping.event),
-    )  # fmt: skip
-
-
-def _list_users_resource(
-    http: IterableHTTP, origin: str, config: EndpointConfig, now: datetime
-) -> common.Resource:
-    return _resource(
-        ListMember.name, ListMember, ListMember.key,
-        common.ResourceState(backfill=common.ResourceState.Backfill(cutoff=now, next_page=None)),
-        ResourceConfig(name=ListMember.name, interval=timedelta(), schedule=ListMember.SCHEDULE),
-        fetch_page=lambda task: functools.partial(
-            list_members.fetch_list_members, http[Bucket.LIST_USERS], http[Bucket.DEFAULT], origin,
-            config.advanced.list_users_timeout, task.stopping.event,
-        ),
-        disable=True,
-    )  # fmt: skip
-
-
-def _refreshed_resource(stream: type[RefreshedStream], http: IterableHTTP, origin: str) -> common.Resource:
-    listings: dict[type[RefreshedStream], Callable[[Logger], AsyncGenerator[dict[str, Any], None]]] = {
-        Journey: functools.partial(api.list_journeys, http[Bucket.DEFAULT], origin),
-        Snippet: functools.partial(
-            api.list_unpaged, http[Bucket.DEFAULT], origin, Snippet.path, Snippet.items_key
-        ),
-        UserField: functools.partial(api.list_user_fields, http[Bucket.USER_FIELDS], origin),
-        Catalog: functools.partial(api.list_catalogs, http[Bucket.CATALOGS], origin),
-    }
-    fetch = functools.partial(refresh.fetch_refreshed, stream, listings[stream])
-    return _resource(
-        stream.name, stream, [f"/{stream.key_field}"],
-        common.ResourceState(inc=common.ResourceState.Incremental(cursor=RefreshCursor().encode())),
-        ResourceConfig(name=stream.name, interval=SNAPSHOT_INTERVAL),
-        fetch_changes=lambda task: fetch,
-    )  # fmt: skip
-
-
-def _catalog_items_resource(http: IterableHTTP, origin: str) -> common.Resource:
-    items = catalogs.CatalogItems(http[Bucket.CATALOGS], origin)
-    return _resource(
-        CatalogItem.name, CatalogItem, CatalogItem.key,
-        common.ResourceState(inc=common.ResourceState.Incremental(cursor=CatalogItemsCursor(since=datetime.fromtimestamp(0, tz=UTC), counts={}).encode())),
-        ResourceConfig(name=CatalogItem.name, interval=SNAPSHOT_INTERVAL),
-        fetch_changes=lambda task: items.fetch_changes,
-    )  # fmt: skip

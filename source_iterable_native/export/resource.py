@@ -8,9 +8,10 @@ from typing import Any, Callable
 from estuary_cdk.capture import Task, common
 from estuary_cdk.flow import CaptureBinding
 
-from ..models import ConnectorState, EndpointConfig, ResourceConfig, key_schemas
-from .streams import ExportedStream
+from ..config import ConnectorState, EndpointConfig, ResourceConfig
+from ..models import key_schemas
 from .capture import BackfillPage, ExportCapture, datetime_to_page, now_seconds
+from .streams import ExportedStream
 from .jobs import ExportJobs
 
 EXPORT_INTERVAL = timedelta(minutes=5)

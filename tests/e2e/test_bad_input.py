@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from flow_driver import ConnectorDriver, validate_binding
-from source_iterable_native.models import EVENT_TYPES
+from source_iterable_native.config import EVENT_TYPES
 
 from .conftest import ROOT, bindings, driver, endpoint_config
 

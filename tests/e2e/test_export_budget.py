@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flow_driver import CaptureProgress
-from source_iterable_native.models import EVENT_TYPES
+from source_iterable_native.config import EVENT_TYPES
 
 from .conftest import TIME_SCALE, bindings, driver, endpoint_config, small_data
 

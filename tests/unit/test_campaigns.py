@@ -8,13 +8,8 @@ import orjson
 import pytest
 
 from source_iterable_native.campaigns import fetch_campaigns, metrics_due, metrics_until, read_metrics
-from source_iterable_native.models import (
-    Campaign,
-    CampaignMetrics,
-    CampaignsCursor,
-    ExperimentMetrics,
-    UnkeyedMetrics,
-)
+from source_iterable_native.cursors import CampaignsCursor
+from source_iterable_native.models import Campaign, CampaignMetrics, ExperimentMetrics, UnkeyedMetrics
 
 LOG = logging.getLogger("test")
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -53,7 +48,7 @@ class FakeCampaignsAPI:
 
 async def run(api: FakeCampaignsAPI, cursor: tuple[str]) -> tuple[list[int], tuple[str] | None]:
     emitted, new_cursor = [], None
-    async for item in fetch_campaigns(api, "https://x", LOG, cursor):  # type: ignore[arg-type]
+    async for item in fetch_campaigns(api, "https://x", log=LOG, cursor=cursor):  # type: ignore[arg-type]
         if isinstance(item, Campaign):
             emitted.append(item.id)
         else:
@@ -91,7 +86,7 @@ async def test_campaigns_first_pass_emits_all_then_only_changes() -> None:
 
 @pytest.mark.asyncio
 async def test_campaigns_walk_stops_past_the_cursor_once_watched_ones_are_seen(monkeypatch) -> None:
-    monkeypatch.setattr("source_iterable_native.campaigns.CAMPAIGNS_PAGE_SIZE", 2)
+    monkeypatch.setattr(Campaign, "page_size", 2)
     old = [campaign(i, "Finished", updated=NOW - timedelta(days=10 + i)) for i in range(1, 9)]
     api = FakeCampaignsAPI(old + [campaign(20, "Running", updated=NOW - timedelta(hours=1))])
     _, cursor = await run(api, CampaignsCursor().encode())
@@ -137,7 +132,7 @@ async def test_campaigns_update_visible_late_is_captured() -> None:
 
 @pytest.mark.asyncio
 async def test_campaigns_skipped_by_a_page_shift_is_captured_by_the_next_pass(monkeypatch) -> None:
-    monkeypatch.setattr("source_iterable_native.campaigns.CAMPAIGNS_PAGE_SIZE", 2)
+    monkeypatch.setattr(Campaign, "page_size", 2)
     api, cursor = await backfilled(
         [campaign(i, "Finished", updated=NOW - timedelta(days=30, minutes=i)) for i in range(1, 9)]
     )
@@ -167,10 +162,17 @@ async def test_campaigns_unended_campaign_first_seen_below_the_cursor_is_emitted
 @pytest.mark.asyncio
 async def test_campaigns_cursor_watches_only_campaigns_that_change_without_updated_at() -> None:
     campaigns = [
-        campaign(1, "Draft"), campaign(2, "Recurring"), campaign(3, "Running", type="Triggered"),
-        campaign(4, "Running", type="Blast"), campaign(5, "Scheduled", type="Blast"), campaign(6, "Starting"),
-        campaign(7, "Ready"), campaign(8, "Recalling"), campaign(9, "Paused"), campaign(10, "Finished"),
-    ]  # fmt: skip
+        campaign(1, "Draft"),
+        campaign(2, "Recurring"),
+        campaign(3, "Running", type="Triggered"),
+        campaign(4, "Running", type="Blast"),
+        campaign(5, "Scheduled", type="Blast"),
+        campaign(6, "Starting"),
+        campaign(7, "Ready"),
+        campaign(8, "Recalling"),
+        campaign(9, "Paused"),
+        campaign(10, "Finished"),
+    ]
     _, cursor = await backfilled(campaigns)
     assert set(CampaignsCursor.decode(cursor).watching) == {"4", "5", "6", "7", "8", "9"}
 
@@ -289,7 +291,8 @@ class FakeMetricsAPI:
 
 
 async def read_all(api: FakeMetricsAPI, ids: list[int]) -> list[ExperimentMetrics]:
-    return [row async for row in read_metrics(api, "https://x", ExperimentMetrics, LOG, ids)]  # type: ignore[arg-type]
+    rows = read_metrics(api, "https://x", LOG, metrics=ExperimentMetrics, campaign_ids=ids)  # type: ignore[arg-type]
+    return [row async for row in rows]
 
 
 @pytest.mark.asyncio

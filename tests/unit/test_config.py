@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from source_iterable_native.models import EVENT_TYPES, DataCenter, EndpointConfig, ProjectType
+from source_iterable_native.config import EVENT_TYPES, DataCenter, EndpointConfig, ProjectType
 
 
 def config(**overrides: object) -> dict:

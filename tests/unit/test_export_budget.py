@@ -14,8 +14,8 @@ import estuary_cdk.http as cdk_http
 from iterable_simulator import Simulator, SimulatorConfig
 from iterable_simulator.faults import Fault, FaultConfig
 from source_iterable_native.budgets import Bucket, ExportPlan, Priority, export_jobs_processing
+from source_iterable_native.config import Advanced, ApiKey
 from source_iterable_native.export.jobs import ExportJobs, JobSlots
-from source_iterable_native.models import Advanced, ApiKey
 from source_iterable_native.sessions import JITTER_MARGIN_S, SAFETY_MARGIN, IterableHTTP, retry_after_seconds
 
 from .fakes import log, monotonic_clock

@@ -10,14 +10,8 @@ import pytest
 from estuary_cdk.http import HTTPError
 
 from source_iterable_native.catalogs import CatalogItems, ItemIndexBuilder, id_hash
-from source_iterable_native.models import (
-    CatalogItem,
-    CatalogItemsCursor,
-    Journey,
-    RefreshCursor,
-    RefreshedStream,
-    UserField,
-)
+from source_iterable_native.cursors import CatalogItemsCursor, RefreshCursor
+from source_iterable_native.models import CatalogItem, Journey, RefreshedStream, UserField
 from source_iterable_native.refresh import fetch_refreshed
 
 LOG = logging.getLogger("test")
@@ -32,7 +26,7 @@ async def refresh(
             yield item
 
     docs: list[Any] = []
-    async for doc in fetch_refreshed(stream, listing, LOG, cursor):
+    async for doc in fetch_refreshed(stream, listing, log=LOG, cursor=cursor):
         if isinstance(doc, tuple):
             cursor = doc
         else:
