@@ -60,9 +60,20 @@ def rfc3339(value: str) -> str | None:
     return repaired
 
 
+RECENT_DATETIMES = 4096
+"""Datetime strings whose repair is remembered: records exported together share their seconds
+(and a record's own datetimes often repeat), so most strings were repaired a moment ago."""
+_repaired: dict[str, str] = {}
+
+
 def repair_datetime(value: str) -> str:
     """Iterable's almost-ISO datetimes as RFC 3339 (see `rfc3339`); any other string unchanged."""
-    return rfc3339(value) or value
+    repaired = _repaired.get(value)
+    if repaired is None:
+        if len(_repaired) >= RECENT_DATETIMES:
+            _repaired.clear()
+        repaired = _repaired[value] = rfc3339(value) or value
+    return repaired
 
 
 def _looks_like_datetime(value: str) -> bool:
