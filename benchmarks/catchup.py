@@ -13,7 +13,7 @@ from typing import Any
 from flow_driver import CaptureProgress
 from iterable_simulator import DataSpec, Simulator, timefmt
 from source_iterable_native.config import EVENT_TYPES, Advanced
-from source_iterable_native.export.resource import EXPORT_INTERVAL
+from source_iterable_native.models import Event
 
 from .harness import (
     Scale,
@@ -32,7 +32,7 @@ HISTORY_DAYS = 30
 # The connector's defaults.
 WINDOW_SIZE: timedelta = Advanced.model_fields["window_size"].default
 LATE_DATA_LAG: timedelta = Advanced.model_fields["late_data_lag"].default
-INTERVAL = EXPORT_INTERVAL
+INTERVAL = Event.interval
 STEADY = timedelta(minutes=30)
 STEADY_GRACE = timedelta(minutes=45)
 """How much longer live records of idle types may take to be emitted before the run gives up."""

@@ -416,10 +416,12 @@ class ListMember(BaseDocument):
 
 
 class ExportStream(BaseDocument, extra="allow"):
-    """Records of Iterable's export jobs, captured per data type by `export.resource`, which also
-    sets the binding's interval and spends the export budgets."""
+    """Records of Iterable's export jobs, captured per data type by `export.resource`, which
+    spends the export budgets."""
 
     name: ClassVar[str]
+    interval: ClassVar[timedelta] = LISTING_INTERVAL
+    """How often real time looks for new records of a busy type; quiet types are read less often."""
     key: ClassVar[list[str]]
     cursor_field: ClassVar[str]
     key_field: ClassVar[str | None] = None

@@ -225,6 +225,7 @@ def _export_resource(stream: type[ExportStream], context: _Context) -> common.Re
         jobs=context.jobs,
         now=context.now,
         name=keyed.name,
+        interval=keyed.interval,
         key=keyed.key,
         model=keyed,
         streams=[

@@ -14,9 +14,6 @@ from .capture import BackfillPage, ExportCapture, datetime_to_page, now_seconds
 from .streams import ExportedStream
 from .jobs import ExportJobs
 
-EXPORT_INTERVAL = timedelta(minutes=5)
-
-
 BackfillStart = Callable[[datetime], datetime]
 """Where the backfill of a binding (or data type) created at the given instant starts."""
 
@@ -54,6 +51,7 @@ def export_resource(
     jobs: ExportJobs,
     now: datetime,
     name: str,
+    interval: timedelta,
     key: list[str],
     model: type[common.BaseDocument],
     streams: list[ExportedStream],
@@ -115,7 +113,7 @@ def export_resource(
         model=model,
         open=open,
         initial_state=_export_subtasks(streams, cutoff=now, lag=lag, start=backfill_start(now)),
-        initial_config=ResourceConfig(name=name, interval=EXPORT_INTERVAL),
+        initial_config=ResourceConfig(name=name, interval=interval),
         schema_inference=True,
     )
 
