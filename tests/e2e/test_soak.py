@@ -8,7 +8,7 @@ import pytest
 from iterable_simulator import FaultConfig, Simulator, timefmt
 
 from . import reliability as rel
-from .conftest import driver, small_data
+from .conftest import driver, small_data, until
 
 SEED = 7
 EVENTS = {"emailSend": 60, "emailOpen": 30, "customEvent": 15, "purchase": 5}
@@ -21,13 +21,26 @@ SOAK_FAULTS = dict(
 )  # fmt: skip
 
 
-def add_live_data(sim: Simulator, rng: random.Random, n: int) -> None:
-    """Records arriving between sessions, a third of them visible only 3 s after they occurred."""
+def add_live_data(sim: Simulator, rng: random.Random, n: int) -> int:
+    """Records arriving between sessions, a third of them visible only 3 s after they occurred.
+    Returns how many events were added."""
     for i in range(12):
         record = {"email": f"live{n}-{i}@example.com", "createdAt": timefmt.iterable_str(time.time())}
         sim.add_event(rng.choice(EVENT_TYPES), record, visible_after_s=300 if i % 3 == 0 else 0)
     sim.add_user({"email": f"live{n}@example.com", "userId": f"live-{n}", "itblUserId": f"itbl-live-{n}"})
     sim.update_user(rng.choice(sim.visible_records("users"))["email"], {"firstName": f"Live{n}"})
+    return 12
+
+
+def live_events(sim: Simulator, n: int) -> int:
+    """How many events of round `n` the simulator shows."""
+    prefix = f"live{n}-"
+    return sum(
+        1
+        for t in EVENT_TYPES
+        for r in sim.visible_records(f"events:{t}")
+        if str(r.get("email", "")).startswith(prefix)
+    )
 
 
 @pytest.mark.asyncio
@@ -47,8 +60,9 @@ async def test_soak_under_every_fault(simulator_factory) -> None:
     sessions = [await rel.run_until_complete(d, binds, {}, [], expected(), deadline=90)]
     rng = random.Random(SEED)
     for n in range(LIVE_ROUNDS):
-        add_live_data(sim, rng, n)
-        time.sleep(3.1)  # the late third becomes visible; the late-data pass must still find it
+        added = add_live_data(sim, rng, n)
+        # Every record, the late third too, is visible before the session: the late-data pass must find it.
+        await until(lambda: live_events(sim, n) == added, timeout=30)
         state = sessions[-1].result.state
         sessions.append(await rel.run_until_complete(d, binds, state, sessions, expected(), deadline=60))
 

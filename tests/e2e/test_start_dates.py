@@ -9,7 +9,7 @@ import pytest
 
 from iterable_simulator import Simulator
 
-from .conftest import bindings, driver, endpoint_config, small_data
+from .conftest import bindings, driver, endpoint_config, small_data, until
 
 DAY = 86400.0
 USERS_HISTORY_START = datetime(2013, 1, 1, tzinfo=UTC).timestamp()
@@ -92,7 +92,8 @@ async def test_an_empty_start_date_resolves_once_at_the_first_open(simulator_fac
 
     # A restart from that checkpoint alone (as after a crash before the first window was
     # checkpointed), in a later second: a start resolved again would differ.
-    time.sleep(1.1)
+    resolved_in = datetime.fromisoformat(backfill["cutoff"]).timestamp()
+    await until(lambda: time.time() >= int(resolved_in) + 1, timeout=5, what="a later wall-clock second")
     jobs_before = len(backfill_starts(sim, "emailSend"))
     second = await d.capture(
         binds,
