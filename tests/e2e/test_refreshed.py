@@ -250,6 +250,7 @@ async def test_refreshed_item_missed_by_a_shifting_listing_is_not_deleted(simula
     assert second.docs("acmeCo/journeys") == [{"id": gone, "_meta": {"op": "d"}}]
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_catalog_items_missed_by_a_shifting_listing_stay_live_and_unknown_items_are_emitted(
     simulator_factory,

@@ -15,10 +15,12 @@ EVENTS = {"emailSend": 60, "emailOpen": 30, "customEvent": 15, "purchase": 5}
 EVENT_TYPES = [*EVENTS, "smsSend"]
 LIVE_ROUNDS = 3
 
-SOAK_FAULTS = dict(
-    rate_429=0.03, retry_after_fraction=0.5, rate_5xx=0.03, rate_generic_500=0.02, rate_drop=0.02,
-    rate_slow=0.03, slow_delay_s=5.0, rate_expired_url=0.05, job_fail_rate=0.05, job_requeue_rate=0.1,
-)  # fmt: skip
+
+def soak_faults() -> FaultConfig:
+    return FaultConfig(
+        rate_429=0.03, retry_after_fraction=0.5, rate_5xx=0.03, rate_generic_500=0.02, rate_drop=0.02,
+        rate_slow=0.03, slow_delay_s=5.0, rate_expired_url=0.05, job_fail_rate=0.05, job_requeue_rate=0.1,
+    )  # fmt: skip
 
 
 def add_live_data(sim: Simulator, rng: random.Random, n: int) -> int:
@@ -43,11 +45,12 @@ def live_events(sim: Simulator, n: int) -> int:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_soak_under_every_fault(simulator_factory) -> None:
     sim = await simulator_factory(
         seed=SEED, data=small_data(events=EVENTS, users=80),
-        export_truncate_above_records=40, export_records_per_file=10, faults=FaultConfig(**SOAK_FAULTS),
+        export_truncate_above_records=40, export_records_per_file=10, faults=soak_faults(),
     )  # fmt: skip
     start = rel.start_date(sim)
     d = driver(sim, rel.capture_config(sim, start, EVENT_TYPES, "P4D"))

@@ -37,7 +37,7 @@ def backfill_done(state: dict[str, Any], binding: str, data_type: str) -> bool:
     """Whether the binding was initialised and its backfill of `data_type` has finished (the CDK
     checkpoints a finished subtask as null, which the merge patch removes)."""
     binding_state = (state.get("bindingStateV1") or {}).get(binding)
-    return bool(binding_state) and not (binding_state.get("backfill") or {}).get(data_type)
+    return binding_state is not None and not (binding_state.get("backfill") or {}).get(data_type)
 
 
 def iso(ts: float) -> str:
