@@ -48,6 +48,8 @@ async def test_stop_during_start_up_exits_cleanly(simulator_factory) -> None:
     sim = await simulator_factory()
     d = driver(sim)
     d.stop_timeout = STOP_BOUND_S
-    result = await d.capture(await rel.all_bindings(d), deadline=0.2)  # SIGTERM while Python still imports
+    # SIGTERM as soon as `opened` is read, while the streams are still starting.
+    result = await d.capture(await rel.all_bindings(d), stop_when=lambda _: True, deadline=60)
+    assert result.stopped_by == "stop_when"
     assert (result.killed, result.rc) == (False, 0), result.error
     assert result.opened is not None
