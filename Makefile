@@ -23,8 +23,10 @@ setup: $(VENV)/.installed
 preview: setup
 	$(VENV)/bin/python -m flow_driver preview --include-disabled $(ARGS)
 
+# Two workers: most tests wait on a connector subprocess. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(VENV)/bin/pytest -q $(ARGS); rc=$$?; \
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: setup

@@ -21,6 +21,8 @@ STREAM_LIMIT = 128 * 1024 * 1024
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COMMAND = [sys.executable, "-m", "source_iterable_native"]
 REAP_TIMEOUT = 5.0
+STOP_CHECK_INTERVAL = 0.05
+"""How often `stop_when` is asked while the connector is silent, so a quiet session can end on a condition."""
 
 Document = tuple[str, dict[str, Any]]
 
@@ -82,6 +84,8 @@ class CaptureProgress:
     stopped_by: str | None
     state: dict[str, Any] = field(default_factory=dict)
     """The state folded from every checkpoint so far."""
+    since_opened: float | None = None
+    """Seconds since the connector sent `opened` (None before): a clock that leaves out start-up."""
 
 
 @dataclass
@@ -99,6 +103,8 @@ class CaptureResult:
     opened: dict[str, Any] | None
     killed: bool
     elapsed: float
+    stop_to_exit: float | None = None
+    """Seconds from the driver's stop (SIGTERM or SIGKILL) to the end of stdout; None if never stopped."""
 
     def docs(self, collection: str) -> list[dict[str, Any]]:
         return [doc for name, doc in self.documents if name == collection]
@@ -327,6 +333,8 @@ class _CaptureSession:
     last_output: float = field(default_factory=time.monotonic)
     stop_started: float | None = None
     kill_started: float | None = None
+    opened_at: float | None = None
+    stdout_closed: float | None = None
 
     def __post_init__(self) -> None:
         self.scanner = self.driver.scanner()
@@ -381,6 +389,7 @@ class _CaptureSession:
                 if reader in done:
                     line, reader = reader.result(), None
                     if not line:
+                        self.stdout_closed = time.monotonic()
                         return
                     self.last_output = time.monotonic()
                     await self._handle_line(proc, line)
@@ -403,6 +412,8 @@ class _CaptureSession:
                 candidates.append(self.started + self.limits.deadline)
             if self.limits.idle_timeout is not None:
                 candidates.append(self.last_output + self.limits.idle_timeout)
+            if self.limits.stop_when is not None and self.opened is not None:
+                candidates.append(now + STOP_CHECK_INTERVAL)
         return max(0.0, min(candidates) - now) if candidates else None
 
     def _on_timeout(self, proc: asyncio.subprocess.Process) -> bool:
@@ -414,7 +425,13 @@ class _CaptureSession:
             if now >= self.stop_started + self.driver.stop_timeout:
                 self._kill(proc)
             return False
-        if self.limits.deadline is not None and now >= self.started + self.limits.deadline:
+        if (
+            self.limits.stop_when is not None
+            and self.opened is not None
+            and self.limits.stop_when(self.progress())
+        ):
+            self._stop(proc, "stop_when")
+        elif self.limits.deadline is not None and now >= self.started + self.limits.deadline:
             self._stop(proc, "deadline")
         elif self.limits.idle_timeout is not None and now >= self.last_output + self.limits.idle_timeout:
             self._stop(proc, "idle")
@@ -449,6 +466,7 @@ class _CaptureSession:
             per_collection=dict(self.per_collection),
             stopped_by=self.stopped_by,
             state=self.state,
+            since_opened=None if self.opened_at is None else time.monotonic() - self.opened_at,
         )
 
     def _report_and_check(self, proc: asyncio.subprocess.Process) -> None:
@@ -494,6 +512,7 @@ class _CaptureSession:
         if self.opened is not None:
             raise ProtocolError("received a second `opened`")
         self.opened = body if isinstance(body, dict) else {}
+        self.opened_at = time.monotonic()
 
     def _collection(self, body: Any) -> tuple[int, str]:
         index = body.get("binding", 0) if isinstance(body, dict) else None
@@ -557,4 +576,11 @@ class _CaptureSession:
             opened=self.opened,
             killed=self.killed,
             elapsed=time.monotonic() - self.started,
+            stop_to_exit=self._stop_to_exit(),
         )
+
+    def _stop_to_exit(self) -> float | None:
+        stopped = self.stop_started if self.stop_started is not None else self.kill_started
+        if stopped is None:
+            return None
+        return (self.stdout_closed if self.stdout_closed is not None else time.monotonic()) - stopped

@@ -1,14 +1,11 @@
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from flow_driver import ConnectorDriver, bindings_from_discovered
 
-from driver_helpers import DEFAULT_BINDINGS, fake_command  # noqa: E402
-from flow_driver import ConnectorDriver, bindings_from_discovered  # noqa: E402
+from .driver_helpers import DEFAULT_BINDINGS, fake_command
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import fake_connector
+from . import fake_connector
 
 FAKE_CONNECTOR = Path(fake_connector.__file__).resolve()
 SECRET = "sk-live-7f3a9c2e41d8"

@@ -22,7 +22,7 @@ EVENT_SCHEMA = {
     "x-infer-schema": True,
 }
 
-DEFAULT_BINDINGS = [
+DEFAULT_BINDINGS: list[dict[str, Any]] = [
     {
         "recommendedName": "events",
         "resourceConfig": {"name": "events", "interval": "PT5M"},

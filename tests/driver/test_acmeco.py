@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import yaml
 
-from driver_helpers import fake_command
+from .driver_helpers import fake_command
 from flow_driver.acmeco import run_acmeco
 
 DISCOVERED = [

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from driver_helpers import SECRET, logged, session
+from .driver_helpers import SECRET, logged, session
 from flow_driver import (
     CaptureProgress,
     ConnectorDriver,
@@ -163,6 +163,29 @@ async def test_stop_when(make_driver: MakeDriver, bindings: Bindings) -> None:
     )
     assert (result.rc, result.stopped_by) == (0, "stop_when")
     assert len(result.documents) >= 4
+
+
+@pytest.mark.asyncio
+async def test_stop_when_is_asked_while_the_connector_is_silent(
+    make_driver: MakeDriver, bindings: Bindings
+) -> None:
+    # Nothing is written after the first checkpoint: only a timer can notice the condition.
+    driver = make_driver(session({"docs": 1}, {"checkpoint": {}}, {"wait_stop": 60}))
+    flag: list[bool] = []
+    seen: list[CaptureProgress] = []
+
+    def condition(p: CaptureProgress) -> bool:
+        seen.append(p)
+        if p.checkpoints >= 1 and not flag:
+            flag.append(True)  # true from the next time it is asked
+            return False
+        return bool(flag)
+
+    result = await driver.capture(bindings, stop_when=condition, deadline=20)
+    assert (result.rc, result.stopped_by, result.checkpoints) == (0, "stop_when", 1)
+    assert result.stop_to_exit is not None and 0 <= result.stop_to_exit < result.elapsed
+    assert all(p.since_opened is not None for p in seen)
+    assert logged(result.logs, "stopping on SIGTERM")
 
 
 @pytest.mark.asyncio

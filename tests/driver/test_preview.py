@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from driver_helpers import SECRET, fake_command, session
+from .driver_helpers import SECRET, fake_command, session
 from flow_driver.preview import (
     UUID_PLACEHOLDER,
     PreviewOptions,

@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 
 from flow_driver import bindings_from_discovered, encode_state_key, fold_checkpoint, merge_patch
-from driver_helpers import DEFAULT_BINDINGS
+from .driver_helpers import DEFAULT_BINDINGS
 
 
 @pytest.mark.parametrize(

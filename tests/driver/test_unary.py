@@ -2,7 +2,7 @@ from collections.abc import Callable
 
 import pytest
 
-from driver_helpers import SECRET
+from .driver_helpers import SECRET
 from flow_driver import ConnectorDriver, ConnectorError, SecretLeakError, parse_log_line
 
 MakeDriver = Callable[..., ConnectorDriver]

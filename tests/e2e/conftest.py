@@ -1,8 +1,11 @@
 """End-to-end fixtures: the Iterable simulator and the protocol driver running the real connector."""
 
+import asyncio
+import copy
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+import orjson
 import pytest_asyncio
 
 from flow_driver import ConnectorDriver, bindings_from_discovered
@@ -46,6 +49,25 @@ def assert_key_kept_safe(sim: Simulator) -> None:
         assert sim.api_key not in str(entry["query"]), f"{where} carried the API key in its query"
 
 
+async def until(condition: Callable[[], bool], timeout: float, what: str = "the condition") -> None:
+    """Wait, without blocking the simulator's event loop, until `condition()` holds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, f"{what} did not hold within {timeout} s"
+        await asyncio.sleep(0.02)
+
+
+def listing_passes(sim: Simulator, path: str, since: int = 0) -> int:
+    """How many passes over a listing began after request `since`: requests for its first page.
+    Once a stream's next pass has begun, its previous pass is over and all it emitted was written."""
+    return sum(
+        1
+        for entry in sim.request_log[since:]
+        if entry["path"] == path and dict(entry["query"]).get("page", "1") == "1"
+    )
+
+
 def endpoint_config(sim: Simulator, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "credentials": {"credentials_title": "Private App Credentials", "access_token": sim.api_key},
@@ -69,12 +91,24 @@ def driver(
     )
 
 
+_DISCOVERED: dict[bytes, dict[str, Any]] = {}
+"""discover's response per endpoint config: discover makes no API call (test_spec_discover checks it),
+so one answer per config serves every test that only needs bindings, and saves a connector start."""
+
+
+async def discovered(d: ConnectorDriver) -> dict[str, Any]:
+    key = orjson.dumps(d.config, option=orjson.OPT_SORT_KEYS)
+    if key not in _DISCOVERED:
+        _DISCOVERED[key] = (await d.discover()).raise_for_error("discover")
+    return copy.deepcopy(_DISCOVERED[key])
+
+
 async def bindings(
     d: ConnectorDriver, only: list[str] | None, interval: str = "PT1S"
 ) -> list[dict[str, Any]]:
     """The named bindings, or every binding discover returns (disabled-by-default ones too)."""
-    discovered = (await d.discover()).raise_for_error("discover")
-    result = bindings_from_discovered(discovered, only=only, include_disabled=True)
+    discovered_ = await discovered(d)
+    result = bindings_from_discovered(discovered_, only=only, include_disabled=True)
     for binding in result:
         binding["resourceConfig"]["interval"] = interval
     return result

@@ -5,6 +5,7 @@ simulator's ground truth; duplicates are allowed only where a session re-read a 
 subtask of that data type had checkpointed past (at-least-once, never re-reading finished work).
 """
 
+import copy
 import json
 import random
 import re
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from flow_driver import CaptureResult, ConnectorDriver
+from flow_driver import CaptureProgress, CaptureResult, ConnectorDriver
 from iterable_simulator import FaultConfig, Simulator, timefmt
 import time
 
@@ -35,23 +36,25 @@ class Session:
 
 @dataclass
 class KillPlan:
-    """Seeded kill points: after a number of protocol messages, or after a number of seconds."""
+    """Seeded kill points: after a number of protocol messages, or a number of seconds after the
+    connector said `opened` (its start-up, slow on a busy machine, is not counted)."""
 
     seed: int
     max_messages: int = 30
-    max_seconds: float = 3.0
+    min_seconds: float = 0.2
+    max_seconds: float = 2.0
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def next(self) -> tuple[str, Callable[[Any], bool] | None, float]:
-        """(description, stop_when, deadline) of the next kill."""
+    def next(self) -> tuple[str, Callable[[CaptureProgress], bool]]:
+        """(description, stop_when) of the next kill."""
         if self.rng.random() < 0.5:
             n = self.rng.randint(1, self.max_messages)
-            return f"after {n} messages", lambda p: p.documents + p.uncommitted + p.checkpoints >= n, 30.0
-        seconds = round(self.rng.uniform(1.2, self.max_seconds), 2)
-        return f"after {seconds}s", None, seconds
+            return f"after {n} messages", lambda p: p.documents + p.uncommitted + p.checkpoints >= n
+        seconds = round(self.rng.uniform(self.min_seconds, self.max_seconds), 2)
+        return f"{seconds}s after opened", lambda p: p.since_opened is not None and p.since_opened >= seconds
 
 
 async def all_bindings(d: ConnectorDriver, interval: str = "PT1S") -> list[dict[str, Any]]:
@@ -66,8 +69,8 @@ def backfill_pending(state: dict[str, Any]) -> bool:
 async def run_session(
     d: ConnectorDriver, binds: list[dict[str, Any]], state: dict[str, Any], plan: KillPlan
 ) -> Session:
-    what, stop_when, deadline = plan.next()
-    result = await d.capture(binds, state=state, stop_when=stop_when, deadline=deadline, kill=True)
+    what, stop_when = plan.next()
+    result = await d.capture(binds, state=state, stop_when=stop_when, deadline=60, kill=True)
     assert result.killed or result.rc == 0, f"session ({what}) failed: {result.error}"
     return Session(state, result, what)
 
@@ -133,15 +136,36 @@ def _difference(name: str, got: dict[str, str], want: dict[str, str]) -> str:
 
 
 async def reference_capture(
-    d: ConnectorDriver, binds: list[dict[str, Any]], names: set[str], idle: float = 4.0
+    d: ConnectorDriver, binds: list[dict[str, Any]], names: set[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """What one uninterrupted capture of these bindings from empty state commits: the ground truth
-    of bindings the simulator has none for."""
+    of bindings the simulator has none for.
+
+    It ends once every binding has read all it holds: its backfill, if it was initialised with one,
+    is over; otherwise (a refreshed binding) a pass has moved its cursor since it was initialised."""
     chosen = [b for b in binds if b["resourceConfig"]["name"] in names]
     if not chosen:
         return {}
-    result = await d.capture(chosen, idle_timeout=idle, deadline=60)
+    initialised: dict[str, dict[str, Any]] = {}
+
+    def note_initial_states(progress: CaptureProgress) -> None:
+        for key, state in (progress.state.get("bindingStateV1") or {}).items():
+            initialised.setdefault(key, copy.deepcopy(state or {}))
+
+    def read_whole(progress: CaptureProgress) -> bool:
+        states = progress.state.get("bindingStateV1") or {}
+        for binding in chosen:
+            key = binding["stateKey"]
+            state, first = states.get(key) or {}, initialised.get(key)
+            if first is None or state.get("backfill"):
+                return False
+            if not first.get("backfill") and state.get("inc") == first.get("inc"):
+                return False
+        return True
+
+    result = await d.capture(chosen, on_progress=note_initial_states, stop_when=read_whole, deadline=60)
     assert (result.rc, result.killed) == (0, False), f"reference capture failed: {result.error}"
+    assert result.stopped_by == "stop_when", "the reference capture did not read every binding whole"
     return {b["resourceConfig"]["name"]: result.docs(b["collection"]["name"]) for b in chosen}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from iterable_simulator import Simulator
 
-from .conftest import bindings, driver, small_data
+from .conftest import bindings, driver, listing_passes, small_data
 
 NOT_LAUNCHED = {"Draft", "Scheduled", "Recurring", "Starting"}
 RUNNING = {"Ready", "Running", "Recalling"}
@@ -65,9 +65,13 @@ async def test_campaigns_backfill_update_and_state_change_without_updated_at(sim
     assert len(first.docs("acmeCo/campaigns")) == total
 
     # Nothing changed: a new session resumes from the folded state and emits nothing.
-    quiet = await d.capture(binds, state=first.state, deadline=3)
+    mark = len(sim.request_log)
+    quiet = await d.capture(
+        binds, state=first.state, stop_when=lambda _: listing_passes(sim, "/api/campaigns", mark) >= 2, deadline=30
+    )  # fmt: skip
     quiet.raise_for_error()
-    assert quiet.documents == []
+    assert quiet.stopped_by == "stop_when", "a whole pass over the campaigns never happened"
+    assert quiet.documents == [] and quiet.uncommitted == []
 
     campaigns = sim.records("campaigns")
     edited = next(c for c in campaigns if c["campaignState"] in ENDED)

@@ -59,6 +59,7 @@ async def kill_repeatedly(
     return sessions, state, kills
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_sigkill_at_seeded_points_loses_nothing(simulator_factory) -> None:
     # Slow export jobs, so that kills land while jobs run and files are read, not only between them.

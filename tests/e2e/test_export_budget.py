@@ -38,6 +38,7 @@ async def live_traffic(sim: Any, data_types: list[str], every_s: float) -> None:
             sim.add_event(data_type, {"email": f"live-{n}@example.com", "campaignId": 1})
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_the_backfill_progresses_while_real_time_passes_could_take_the_whole_budget(
     simulator_factory,

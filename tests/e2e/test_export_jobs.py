@@ -107,6 +107,7 @@ async def test_a_lost_start_answer_next_to_another_tools_job_starts_anew_and_lea
     assert listings, "the lost start was not looked up in the job listing"
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_job_that_never_ends_fails_its_window_after_the_deadline(simulator_factory) -> None:
     # 12 hours at this scale are 8.6 wall seconds.
@@ -154,6 +155,7 @@ async def test_after_a_crash_our_running_job_of_the_resumed_window_is_adopted(si
     assert page["job"] in read_jobs(sim)
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_dense_windows_first_documents_arrive_while_its_job_runs(simulator_factory) -> None:
     # 30,000 records in files of 1,000; the job runs 2 s + 900 s (9 wall seconds), listing files as

@@ -89,6 +89,7 @@ async def test_backfill_then_incremental_equals_ground_truth(simulator_factory, 
     assert_within_export_limits(sim)
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_late_records_are_captured_once(simulator_factory) -> None:
     sim = await simulator_factory(data=small_data(events={"emailOpen": 5}, users=5))
@@ -113,6 +114,7 @@ async def test_late_records_are_captured_once(simulator_factory) -> None:
     assert emails == Counter({late["email"]: 1, on_time["email"]: 1})
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_a_same_second_update_visible_late_is_captured(simulator_factory) -> None:
     faults = FaultConfig(same_second_update_rate=1.0, same_second_update_delay_s=1000)

@@ -34,7 +34,8 @@ def expected_members(sim: Simulator) -> list[tuple[int, str]]:
 
 
 def backfill_done(state: dict[str, Any]) -> bool:
-    return not state["bindingStateV1"]["list_users"].get("backfill")
+    binding = (state.get("bindingStateV1") or {}).get("list_users")
+    return binding is not None and not binding.get("backfill")
 
 
 @pytest.mark.asyncio
@@ -44,8 +45,11 @@ async def test_every_member_once_failing_list_skipped_broken_transfer_retried(si
     binds = await bindings(d, ["list_users"])
     assert binds[0]["resourceConfig"]["schedule"] == "55 23 * * *"
 
-    result = await d.capture(binds, idle_timeout=3, deadline=60)
+    # list_users alone: the connector ends by itself once the backfill is over (a SIGTERM sent then
+    # could arrive while it exits, so none is sent).
+    result = await d.capture(binds, deadline=60)
     result.raise_for_error()
+    assert result.stopped_by == "exit"
     captured = members(result.docs("acmeCo/list_users"))
     assert sorted(captured) == expected_members(sim)
     assert not [pair for pair, n in Counter(captured).items() if n > 1]
@@ -81,8 +85,9 @@ async def test_resume_after_stop_continues_with_next_list_and_schedule_recapture
     done = first.state["bindingStateV1"]["list_users"]["backfill"]["next_page"]
     assert done in list_ids[:-2]
     mark = len(sim.request_log)
-    second = await d.capture(binds, state=first.state, idle_timeout=3, deadline=60)
+    second = await d.capture(binds, state=first.state, deadline=60)
     second.raise_for_error()
+    assert second.stopped_by == "exit"
     assert list_requests(sim, mark) == [list_id for list_id in list_ids if list_id > done]
     both = members(first.docs("acmeCo/list_users") + second.docs("acmeCo/list_users"))
     assert sorted(both) == expected_members(sim)
@@ -93,8 +98,9 @@ async def test_resume_after_stop_continues_with_next_list_and_schedule_recapture
     yesterday = datetime.now(tz=UTC) - timedelta(days=1, hours=1)
     state["bindingStateV1"]["list_users"]["last_initialized"] = yesterday.isoformat()
     mark = len(sim.request_log)
-    third = await d.capture(binds, state=state, idle_timeout=3, deadline=60)
+    third = await d.capture(binds, state=state, deadline=60)
     third.raise_for_error()
+    assert third.stopped_by == "exit"
     assert list_requests(sim, mark) == list_ids
     assert sorted(members(third.docs("acmeCo/list_users"))) == expected_members(sim)
     # Every document says which run saw it, so members since removed can be told apart.

@@ -15,7 +15,8 @@ from . import reliability as rel
 from .conftest import bindings, driver, endpoint_config, small_data
 
 
-def _iso(ts: float) -> str:
+def _iso(ts: float | None) -> str:
+    assert ts is not None, "an export job of the connector's has no window bound"
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 

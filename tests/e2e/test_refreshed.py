@@ -9,7 +9,7 @@ import pytest
 from flow_driver.protocol import CaptureProgress
 from iterable_simulator import Simulator
 
-from .conftest import bindings, driver, endpoint_config, small_data
+from .conftest import bindings, driver, endpoint_config, listing_passes, small_data
 from .test_campaigns import lifetime_dates, metrics_dates
 
 REFRESHED = {"journeys": "id", "snippets": "id", "user_fields": "name", "catalogs": "name"}
@@ -49,9 +49,16 @@ async def test_refreshed_streams_equal_ground_truth_emit_only_changes_and_deleti
         assert len(first.docs(f"acmeCo/{name}")) == len(sim.records(name)), name
 
     # Nothing changed: a new session emits nothing, resuming from the folded state.
-    quiet = await d.capture(binds, state=first.state, deadline=3)
+    listings = ["/api/journeys", "/api/snippets", "/api/users/getFields", "/api/catalogs"]
+    mark = len(sim.request_log)
+
+    def each_listing_read_whole(_: CaptureProgress) -> bool:
+        return all(listing_passes(sim, path, mark) >= 2 for path in listings)
+
+    quiet = await d.capture(binds, state=first.state, stop_when=each_listing_read_whole, deadline=30)
     quiet.raise_for_error()
-    assert quiet.documents == []
+    assert quiet.stopped_by == "stop_when", "some binding never finished a pass"
+    assert quiet.documents == [] and quiet.uncommitted == []
 
     archived = next(j for j in journeys if j["isArchived"])
     sim.update_record("journeys", archived["id"], name="Renamed while archived")
@@ -243,6 +250,7 @@ async def test_refreshed_item_missed_by_a_shifting_listing_is_not_deleted(simula
     assert second.docs("acmeCo/journeys") == [{"id": gone, "_meta": {"op": "d"}}]
 
 
+@pytest.mark.slow
 @pytest.mark.asyncio
 async def test_catalog_items_missed_by_a_shifting_listing_stay_live_and_unknown_items_are_emitted(
     simulator_factory,
@@ -269,7 +277,13 @@ async def test_catalog_items_missed_by_a_shifting_listing_stay_live_and_unknown_
         deadline=20,
     )
     result.raise_for_error()
-    tail = await d.capture(binds, state=result.state, deadline=4)  # a restart, then more passes
+    # A restart, then more passes: stopped once the restart's pass and the one after it are over.
+    mark = len(sim.request_log)
+    items_path = f"/api/catalogs/{catalog}/items"
+    tail = await d.capture(
+        binds, state=result.state, stop_when=lambda _: listing_passes(sim, items_path, mark) >= 3, deadline=30
+    )  # fmt: skip
+    assert tail.stopped_by == "stop_when", "the restarted capture did not read the catalog three times"
     tail.raise_for_error()
     assert shifts(sim) == 1
     docs = result.docs("acmeCo/catalog_items") + tail.docs("acmeCo/catalog_items")

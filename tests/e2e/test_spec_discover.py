@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ CONFIG = {
 }
 
 
-def check_expected(name: str, actual: dict) -> None:
+def check_expected(name: str, actual: dict[str, Any]) -> None:
     path = EXPECTED / name
     rendered = json.dumps(actual, indent=2, sort_keys=True) + "\n"
     if os.environ.get("UPDATE_EXPECTED"):
@@ -37,7 +38,7 @@ def check_expected(name: str, actual: dict) -> None:
 async def test_spec() -> None:
     result = await ConnectorDriver(CONFIG, cwd=str(ROOT)).spec()
     assert result.rc == 0, result.error
-    check_expected("spec.json", result.response)
+    check_expected("spec.json", result.raise_for_error("spec"))
 
 
 @pytest.mark.asyncio
@@ -46,8 +47,9 @@ async def test_discover_makes_no_api_call() -> None:
     env = {"ITERABLE_API_BASE_URL": "http://127.0.0.1:9"}
     result = await ConnectorDriver(CONFIG, cwd=str(ROOT), env=env).discover()
     assert result.rc == 0, result.error
-    check_expected("discover.json", result.response)
-    names = [b["recommendedName"] for b in result.response["discovered"]["bindings"]]
+    response = result.raise_for_error("discover")
+    check_expected("discover.json", response)
+    names = [b["recommendedName"] for b in response["discovered"]["bindings"]]
     assert names == sorted(names)
 
 
@@ -58,7 +60,8 @@ async def test_discover_makes_no_api_call() -> None:
 @pytest.mark.asyncio
 async def test_users_key_follows_project_type(project_type: str, key: list[str]) -> None:
     result = await ConnectorDriver({**CONFIG, "project_type": project_type}, cwd=str(ROOT)).discover()
-    users = next(b for b in result.response["discovered"]["bindings"] if b["recommendedName"] == "users")
+    response = result.raise_for_error("discover")
+    users = next(b for b in response["discovered"]["bindings"] if b["recommendedName"] == "users")
     assert users["key"] == key
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from iterable_simulator import Simulator
 
-from .conftest import bindings, driver, endpoint_config, small_data
+from .conftest import bindings, driver, endpoint_config, small_data, until
 
 DAY = 86400.0
 USERS_HISTORY_START = datetime(2013, 1, 1, tzinfo=UTC).timestamp()
@@ -25,7 +25,9 @@ def config(sim: Simulator, start_date: str | None = None, **advanced: Any) -> di
 
 
 def backfill_starts(sim: Simulator, data_type: str) -> list[float]:
-    """The start of every backfill-sized export job the connector ran for `data_type`, in order."""
+    """The start of every export job the connector ran for `data_type`, in order. Their earliest is
+    where the backfill starts: real-time jobs start near now, and on a busy machine one of them
+    may be submitted before the backfill's first."""
     jobs = sorted(
         (j for j in sim.jobs.values() if j.created_by_connector and j.data_type == data_type),
         key=lambda j: j.id,
@@ -36,7 +38,7 @@ def backfill_starts(sim: Simulator, data_type: str) -> list[float]:
 def backfill_done(state: dict[str, Any], binding: str, data_type: str) -> bool:
     """Whether the binding was initialised and its backfill of `data_type` has finished (the CDK
     checkpoints a finished subtask as null, which the merge patch removes)."""
-    binding_state = (state.get("bindingStateV1") or {}).get(binding)
+    binding_state: dict[str, Any] = (state.get("bindingStateV1") or {}).get(binding) or {}
     return bool(binding_state) and not (binding_state.get("backfill") or {}).get(data_type)
 
 
@@ -61,8 +63,8 @@ async def test_start_date_with_an_offset_exports_from_that_instant(simulator_fac
         deadline=60,
     )
     result.raise_for_error()
-    assert backfill_starts(sim, "emailSend")[0] == expected_start
-    assert backfill_starts(sim, "user")[0] == expected_start
+    assert min(backfill_starts(sim, "emailSend")) == expected_start
+    assert min(backfill_starts(sim, "user")) == expected_start
     expected = sorted(
         e["createdAt"]
         for e, s in zip(sim.visible_records("events:emailSend"), sim.data.events["emailSend"])
@@ -92,7 +94,8 @@ async def test_an_empty_start_date_resolves_once_at_the_first_open(simulator_fac
 
     # A restart from that checkpoint alone (as after a crash before the first window was
     # checkpointed), in a later second: a start resolved again would differ.
-    time.sleep(1.1)
+    resolved_in = datetime.fromisoformat(backfill["cutoff"]).timestamp()
+    await until(lambda: time.time() >= int(resolved_in) + 1, timeout=5, what="a later wall-clock second")
     jobs_before = len(backfill_starts(sim, "emailSend"))
     second = await d.capture(
         binds,
@@ -131,7 +134,7 @@ async def test_a_backfill_started_before_the_initial_page_resumes_from_its_own_c
         binds, state=state, stop_when=lambda p: bool(backfill_starts(sim, "user")), deadline=30
     )
     result.raise_for_error()
-    assert backfill_starts(sim, "user")[0] == (cutoff - timedelta(days=30)).timestamp()
+    assert min(backfill_starts(sim, "user")) == (cutoff - timedelta(days=30)).timestamp()
 
 
 @pytest.mark.parametrize("capture_all_users", [None, True, False])
@@ -156,9 +159,9 @@ async def test_users_updated_before_start_date_are_captured_unless_turned_off(
     expected = {s.data["email"] for s in sim.data.users if all_users or s.cursor >= start}
     assert captured == expected
     assert any(s.cursor < start for s in sim.data.users), "the data set has no user updated before start_date"
-    assert backfill_starts(sim, "user")[0] == (USERS_HISTORY_START if all_users else start)
+    assert min(backfill_starts(sim, "user")) == (USERS_HISTORY_START if all_users else start)
     # start_date still bounds events.
-    assert backfill_starts(sim, "emailSend")[0] == start
+    assert min(backfill_starts(sim, "emailSend")) == start
 
 
 @pytest.mark.asyncio
