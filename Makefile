@@ -25,13 +25,17 @@ preview: setup
 
 # Two workers: most tests wait on a connector subprocess. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
-test: setup
+LINTED := source_iterable_native iterable_simulator flow_driver benchmarks tests
+
+# The whole suite checks the lint first: CI (.ci/run) runs exactly `make test`.
+test: lint
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: setup
-	$(VENV)/bin/ruff check source_iterable_native
-	$(VENV)/bin/mypy source_iterable_native
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy $(LINTED)
 
 acmeco: setup
 	$(VENV)/bin/python -m flow_driver acmeco --out acmeCo

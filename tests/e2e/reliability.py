@@ -212,9 +212,12 @@ class Tally:
 
 
 def check_incremental(
-    sessions: list[Session], collection: str, state_key: str, identity: Callable[[dict[str, Any]], Identity],
+    sessions: list[Session],
+    collection: str,
+    state_key: str,
+    identity: Callable[[dict[str, Any]], Identity],
     expected: set[str],
-) -> Tally:  # fmt: skip
+) -> Tally:
     tally = Tally(expected=len(expected))
     seen: set[str] = set()
     for session in sessions:
@@ -244,9 +247,12 @@ def check_windows(sim: Simulator, start: float, ends: dict[str, float]) -> list[
         spans = sorted(
             (job.start, job.end)
             for job in sim.jobs.values()
-            if job.created_by_connector and job.data_type.lower() == data_type.lower()
-            and job.state.value == "completed" and job.start is not None and job.end is not None
-        )  # fmt: skip
+            if job.created_by_connector
+            and job.data_type.lower() == data_type.lower()
+            and job.state.value == "completed"
+            and job.start is not None
+            and job.end is not None
+        )
         reached = start
         for lo, hi in spans:
             if lo > reached:
@@ -307,9 +313,13 @@ def identity_of(binding_name: str) -> Callable[[dict[str, Any]], Identity]:
 
 
 async def run_until_complete(
-    d: ConnectorDriver, binds: list[dict[str, Any]], state: dict[str, Any], earlier: list[Session],
-    expected: dict[str, set[str]], deadline: float = 60.0,
-) -> Session:  # fmt: skip
+    d: ConnectorDriver,
+    binds: list[dict[str, Any]],
+    state: dict[str, Any],
+    earlier: list[Session],
+    expected: dict[str, set[str]],
+    deadline: float = 60.0,
+) -> Session:
     """A session stopped gracefully (SIGTERM) once every expected record has been committed."""
     collections = {f"acmeCo/{name}": name for name in expected}
     captured: dict[str, set[str]] = {name: set() for name in expected}
@@ -322,9 +332,12 @@ async def run_until_complete(
     for session in earlier:
         on_commit(session.result.documents)
     result = await d.capture(
-        binds, state=state, deadline=deadline, on_commit=on_commit,
+        binds,
+        state=state,
+        deadline=deadline,
+        on_commit=on_commit,
         stop_when=lambda _: all(expected[name] <= captured[name] for name in expected),
-    )  # fmt: skip
+    )
     result.raise_for_error()
     assert result.stopped_by == "stop_when", f"not every record arrived within {deadline}s"
     assert (result.rc, result.killed) == (0, False), "the connector did not stop gracefully on SIGTERM"
@@ -332,9 +345,13 @@ async def run_until_complete(
 
 
 async def assert_complete(
-    sim: Simulator, d: ConnectorDriver, sessions: list[Session], binds: list[dict[str, Any]], start: str,
+    sim: Simulator,
+    d: ConnectorDriver,
+    sessions: list[Session],
+    binds: list[dict[str, Any]],
+    start: str,
     expected: dict[str, set[str]],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Every collection matches ground truth; duplicates are only re-read uncheckpointed tails;
     export windows cover the whole range; the connector caused no 429.
 
@@ -368,8 +385,12 @@ async def assert_complete(
         assert not tally.bad_duplicates, f"{name}: {tally.bad_duplicates[:5]}"
         gaps = check_windows(sim, timefmt.parse(start), realtime_cursors(final_state, binding["stateKey"]))
         assert not gaps, f"{name}: export windows skipped: {gaps}"
-        report[name] = {"expected": tally.expected, "captured": tally.captured,
-                        "committed": tally.committed, "duplicates": tally.duplicates}  # fmt: skip
+        report[name] = {
+            "expected": tally.expected,
+            "captured": tally.captured,
+            "committed": tally.committed,
+            "duplicates": tally.duplicates,
+        }
     caused = [
         (round(e["t"], 3), e["method"], e["path"])
         for e in sim.request_log

@@ -73,11 +73,14 @@ async def test_several_config_errors_are_listed_together(simulator_factory) -> N
     sim = await simulator_factory()
     d = driver(sim, _config(sim, {"project_type": "Email", "advanced": {"window_size": "P0D"}}))
     for result in (await d.validate([]), await d.discover()):
-        assert (result.rc, result.error) == (1, (
-            "Multiple validation errors:\n"
-            " - Invalid endpoint config: /project_type should be 'Email-based', 'UserID-based' or 'Hybrid' (got 'Email')\n"
-            " - Invalid endpoint config: /advanced/window_size: Window size must be between PT1S and P365D, got PT0S"
-        ))  # fmt: skip
+        assert (result.rc, result.error) == (
+            1,
+            (
+                "Multiple validation errors:\n"
+                " - Invalid endpoint config: /project_type should be 'Email-based', 'UserID-based' or 'Hybrid' (got 'Email')\n"
+                " - Invalid endpoint config: /advanced/window_size: Window size must be between PT1S and P365D, got PT0S"
+            ),
+        )
 
 
 @pytest.mark.asyncio
@@ -88,11 +91,14 @@ async def test_wrong_key_is_rejected_without_leaking_it(simulator_factory) -> No
     config["credentials"]["access_token"] = wrong
     d = ConnectorDriver(config, cwd=str(ROOT), env={"ITERABLE_API_BASE_URL": sim.base_url}, secrets=[wrong])
     result = await d.validate([])
-    assert (result.rc, result.error) == (1, (
-        'Invalid credentials: Iterable rejected the API key ({"msg":"Invalid API key","code":"BadApiKey",'
-        '"params":null}). Check that it is a server-side key of this project, and that the project lives '
-        "in the US data center: a key only works in the data center it was created in (Advanced > Data Center)."
-    ))  # fmt: skip
+    assert (result.rc, result.error) == (
+        1,
+        (
+            'Invalid credentials: Iterable rejected the API key ({"msg":"Invalid API key","code":"BadApiKey",'
+            '"params":null}). Check that it is a server-side key of this project, and that the project lives '
+            "in the US data center: a key only works in the data center it was created in (Advanced > Data Center)."
+        ),
+    )
     assert [(e["path"], e["status"]) for e in sim.request_log] == [("/api/channels", 401)]
 
 
@@ -124,8 +130,9 @@ async def test_unknown_binding_lists_the_real_ones(simulator_factory) -> None:
     names = ", ".join(b["resourceConfig"]["name"] for b in discovered)
     result = await d.validate([validate_binding(binding)])
     assert (result.rc, result.error) == (
-        1, f"Resource 'campaign_spam' was not found. This connector's bindings are: {names}."
-    )  # fmt: skip
+        1,
+        f"Resource 'campaign_spam' was not found. This connector's bindings are: {names}.",
+    )
     assert "events" in names and "users" in names
 
 
@@ -136,10 +143,13 @@ async def test_resource_config_with_an_extra_field(simulator_factory) -> None:
     [binding] = await bindings(d, ["events"])
     binding["resourceConfig"]["cursor_field"] = "createdAt"
     for result in (await d.validate([binding]), await d.capture([binding], deadline=10)):
-        assert (result.rc, result.error) == (1, (
-            "Invalid resource config of binding 0: /cursor_field is not a setting of a binding; remove it "
-            "(valid settings: name, interval, schedule)"
-        ))  # fmt: skip
+        assert (result.rc, result.error) == (
+            1,
+            (
+                "Invalid resource config of binding 0: /cursor_field is not a setting of a binding; remove it "
+                "(valid settings: name, interval, schedule)"
+            ),
+        )
 
 
 @pytest.mark.parametrize("origin", ["http://api.iterable.com", "http://10.0.0.7:8080", "ftp://127.0.0.1"])

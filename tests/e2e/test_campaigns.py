@@ -67,8 +67,11 @@ async def test_campaigns_backfill_update_and_state_change_without_updated_at(sim
     # Nothing changed: a new session resumes from the folded state and emits nothing.
     mark = len(sim.request_log)
     quiet = await d.capture(
-        binds, state=first.state, stop_when=lambda _: listing_passes(sim, "/api/campaigns", mark) >= 2, deadline=30
-    )  # fmt: skip
+        binds,
+        state=first.state,
+        stop_when=lambda _: listing_passes(sim, "/api/campaigns", mark) >= 2,
+        deadline=30,
+    )
     quiet.raise_for_error()
     assert quiet.stopped_by == "stop_when", "a whole pass over the campaigns never happened"
     assert quiet.documents == [] and quiet.uncommitted == []
@@ -134,9 +137,11 @@ async def test_campaign_metrics_batches_typed_values_and_lookback(simulator_fact
     assert 0 < len(due) < len(launched)
     mark = len(sim.request_log)
     second = await d.capture(
-        binds, state=first.state, stop_when=lambda _: sum(map(len, metrics_requests(sim, mark))) >= len(due),
+        binds,
+        state=first.state,
+        stop_when=lambda _: sum(map(len, metrics_requests(sim, mark))) >= len(due),
         deadline=30,
-    )  # fmt: skip
+    )
     second.raise_for_error()
     refreshed = [cid for ids in metrics_requests(sim, mark) for cid in ids]
     assert sorted(refreshed) == due

@@ -65,8 +65,9 @@ async def test_sigkill_at_seeded_points_loses_nothing(simulator_factory) -> None
     # Slow export jobs, so that kills land while jobs run and files are read, not only between them.
     sim = await simulator_factory(
         data=small_data(events=EVENTS, users=60, failing_list_index=None, breaking_list_index=None),
-        export_job_latency_base_s=10.0, export_records_per_file=7,
-    )  # fmt: skip
+        export_job_latency_base_s=10.0,
+        export_records_per_file=7,
+    )
     sim_start = rel.start_date(sim)
     d = driver(sim, rel.capture_config(sim, sim_start, EVENT_TYPES, "P2D"))
     binds = await rel.all_bindings(d, interval="PT5S")

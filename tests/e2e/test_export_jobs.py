@@ -116,9 +116,11 @@ async def test_a_job_that_never_ends_fails_its_window_after_the_deadline(simulat
     sim.faults.never_end_next_jobs = 1
     config = export_config(sim, event_types=["emailSend"], window_size="P30D", late_data_lag="PT0S")
     d = ConnectorDriver(
-        config, cwd=str(ROOT), secrets=[sim.api_key],
+        config,
+        cwd=str(ROOT),
+        secrets=[sim.api_key],
         env={"ITERABLE_API_BASE_URL": sim.base_url, "SOURCE_ITERABLE_TIME_SCALE": str(scale)},
-    )  # fmt: skip
+    )
     started = time.monotonic()
     result = await d.capture(await bindings(d, ["events"]), deadline=60)
     assert result.rc != 0 and result.error is not None
@@ -162,8 +164,9 @@ async def test_a_dense_windows_first_documents_arrive_while_its_job_runs(simulat
     # it goes. The first 20,000 documents are committed as one part of the window.
     sim = await simulator_factory(
         data=small_data(events={"emailSend": 30_000}, users=5),
-        export_records_per_file=1000, export_job_latency_per_1k_records_s=30,
-    )  # fmt: skip
+        export_records_per_file=1000,
+        export_job_latency_per_1k_records_s=30,
+    )
     d = driver(sim, export_config(sim, event_types=["emailSend"], window_size="P30D", late_data_lag="PT0S"))
     first_seen: list[float] = []
 
@@ -192,8 +195,9 @@ async def test_records_read_before_their_job_failed_are_not_committed_twice(simu
     # every record again.
     sim = await simulator_factory(
         data=small_data(events={"emailSend": 3000}, users=5),
-        export_records_per_file=100, export_job_latency_per_1k_records_s=100,
-    )  # fmt: skip
+        export_records_per_file=100,
+        export_job_latency_per_1k_records_s=100,
+    )
     sim.faults.fail_next_jobs = 1
     d = driver(sim, export_config(sim, event_types=["emailSend"], window_size="P30D", late_data_lag="PT0S"))
     result = await d.capture(

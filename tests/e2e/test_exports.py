@@ -79,10 +79,12 @@ async def test_backfill_then_incremental_equals_ground_truth(simulator_factory, 
     new_user = {"email": "fresh@example.com", "userId": "fresh-1", "itblUserId": "itbl-fresh-1"}
     sim.add_user(new_user)
     second = await d.capture(
-        binds, state=first.state,
-        stop_when=lambda p: p.per_collection.get("acmeCo/events", 0) >= 2 and p.per_collection.get("acmeCo/users", 0) >= 1,
+        binds,
+        state=first.state,
+        stop_when=lambda p: p.per_collection.get("acmeCo/events", 0) >= 2
+        and p.per_collection.get("acmeCo/users", 0) >= 1,
         deadline=30,
-    )  # fmt: skip
+    )
     second.raise_for_error()
     assert sorted(doc["eventType"] for doc in second.docs("acmeCo/events")) == ["emailOpen", "smsSend"]
     assert [doc[key] for doc in second.docs("acmeCo/users")] == [new_user[key]]

@@ -13,8 +13,9 @@ STOP_BOUND_S = 5.0
 @pytest.mark.asyncio
 async def test_stop_while_export_jobs_run(simulator_factory) -> None:
     # Jobs take 60 s here, so every stream is waiting on one when the stop arrives.
-    sim = await simulator_factory(data=small_data(events={"emailSend": 20, "emailOpen": 10}, users=10),
-                                  export_job_latency_base_s=6000.0)  # fmt: skip
+    sim = await simulator_factory(
+        data=small_data(events={"emailSend": 20, "emailOpen": 10}, users=10), export_job_latency_base_s=6000.0
+    )
     config = endpoint_config(
         sim, start_date=rel.start_date(sim), advanced={"event_types": ["emailSend", "emailOpen"]}
     )

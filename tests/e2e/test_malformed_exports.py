@@ -128,9 +128,15 @@ async def test_skip_malformed_records_skips_logs_and_counts_each_one(simulator_f
     )
     advanced = {"event_types": [case.data_type]} if case.binding == "events" else {}
     config = endpoint_config(
-        sim, start_date=rel.start_date(sim),
-        advanced={"window_size": "P40D", "skip_malformed_records": True, "capture_all_users": False, **advanced},
-    )  # fmt: skip
+        sim,
+        start_date=rel.start_date(sim),
+        advanced={
+            "window_size": "P40D",
+            "skip_malformed_records": True,
+            "capture_all_users": False,
+            **advanced,
+        },
+    )
     d = driver(sim, config)
     result = await d.capture(
         await bindings(d, [case.binding]),

@@ -282,7 +282,7 @@ async def test_catalog_items_missed_by_a_shifting_listing_stay_live_and_unknown_
     items_path = f"/api/catalogs/{catalog}/items"
     tail = await d.capture(
         binds, state=result.state, stop_when=lambda _: listing_passes(sim, items_path, mark) >= 3, deadline=30
-    )  # fmt: skip
+    )
     assert tail.stopped_by == "stop_when", "the restarted capture did not read the catalog three times"
     tail.raise_for_error()
     assert shifts(sim) == 1

@@ -49,9 +49,12 @@ def live_events(sim: Simulator, n: int) -> int:
 @pytest.mark.asyncio
 async def test_soak_under_every_fault(simulator_factory) -> None:
     sim = await simulator_factory(
-        seed=SEED, data=small_data(events=EVENTS, users=80),
-        export_truncate_above_records=40, export_records_per_file=10, faults=soak_faults(),
-    )  # fmt: skip
+        seed=SEED,
+        data=small_data(events=EVENTS, users=80),
+        export_truncate_above_records=40,
+        export_records_per_file=10,
+        faults=soak_faults(),
+    )
     # One of each fault for certain, whatever the rates draw on this run's requests: the run
     # covers every fault deterministically, and the rates add more at random.
     for scheduled in (

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import orjson
 import pytest
+from estuary_cdk.capture.common import LogCursor
 
 from source_iterable_native.campaigns import fetch_campaigns, metrics_due, metrics_until, read_metrics
 from source_iterable_native.cursors import CampaignsCursor
@@ -31,7 +32,7 @@ class FakeCampaignsAPI:
     def __init__(self, campaigns: list[dict[str, Any]]):
         self.campaigns = campaigns
         self.pages_served = 0
-        self.between_pages: list[Callable[[], None]] = []
+        self.between_pages: list[Callable[[], object]] = []
         """Changes made elsewhere after the next page is served, one per page."""
 
     async def request(self, log: logging.Logger, url: str, params: dict[str, Any]) -> bytes:
@@ -46,8 +47,10 @@ class FakeCampaignsAPI:
         return orjson.dumps({"campaigns": items, "nextPageUrl": "next" if more else None})
 
 
-async def run(api: FakeCampaignsAPI, cursor: tuple[str]) -> tuple[list[int], tuple[str] | None]:
-    emitted, new_cursor = [], None
+async def run(api: FakeCampaignsAPI, cursor: LogCursor | None) -> tuple[list[int], LogCursor | None]:
+    assert cursor is not None, "the previous pass checkpointed no cursor"
+    emitted: list[int] = []
+    new_cursor: LogCursor | None = None
     async for item in fetch_campaigns(api, "https://x", log=LOG, cursor=cursor):  # type: ignore[arg-type]
         if isinstance(item, Campaign):
             emitted.append(item.id)
@@ -103,7 +106,7 @@ async def test_campaigns_walk_stops_past_the_cursor_once_watched_ones_are_seen(m
     assert api.pages_served == 5
 
 
-async def backfilled(campaigns: list[dict[str, Any]]) -> tuple[FakeCampaignsAPI, tuple[str]]:
+async def backfilled(campaigns: list[dict[str, Any]]) -> tuple[FakeCampaignsAPI, LogCursor | None]:
     api = FakeCampaignsAPI(campaigns)
     emitted, cursor = await run(api, CampaignsCursor().encode())
     assert sorted(emitted) == sorted(c["id"] for c in campaigns) and cursor is not None

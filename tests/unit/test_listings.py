@@ -7,6 +7,7 @@ from typing import Any, AsyncIterator
 
 import orjson
 import pytest
+from estuary_cdk.capture.common import LogCursor
 from estuary_cdk.http import HTTPError
 
 from source_iterable_native.catalogs import CatalogItems, ItemIndexBuilder, id_hash
@@ -19,18 +20,18 @@ NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 async def refresh(
-    items: list[dict[str, Any]], cursor: tuple[str], stream: type[RefreshedStream] = Journey
-) -> tuple[list[Any], tuple[str]]:
+    items: list[dict[str, Any]], cursor: LogCursor, stream: type[RefreshedStream] = Journey
+) -> tuple[list[Any], LogCursor]:
     async def listing(log: logging.Logger) -> AsyncIterator[dict[str, Any]]:
         for item in items:
             yield item
 
     docs: list[Any] = []
     async for doc in fetch_refreshed(stream, listing, log=LOG, cursor=cursor):
-        if isinstance(doc, tuple):
-            cursor = doc
-        else:
+        if isinstance(doc, RefreshedStream):
             docs.append(orjson.loads(doc.model_dump_json(by_alias=True, exclude_unset=True)))
+        else:
+            cursor = doc
     return docs, cursor
 
 
@@ -50,6 +51,7 @@ async def test_refreshed_item_is_deleted_only_when_two_consecutive_passes_miss_i
 async def test_refreshed_cursor_costs_at_most_16_bytes_beyond_each_key() -> None:
     fields = [{"name": f"shippingAddress.line{i}.street", "type": "string"} for i in range(5000)]
     _, cursor = await refresh(fields, RefreshCursor().encode(), UserField)
+    assert isinstance(cursor, tuple)
     encoded = len(orjson.dumps(list(cursor)))
     keys = sum(len(f["name"]) for f in fields)
     assert encoded - keys <= 16 * len(fields)
@@ -90,9 +92,9 @@ def item(catalog: str, n: int, modified: datetime = NOW - timedelta(days=3), **v
 
 
 async def catalog_pass(
-    items: CatalogItems, cursor: tuple[str]
-) -> tuple[list[tuple[str, str | None]], tuple[str]]:
-    docs = []
+    items: CatalogItems, cursor: LogCursor
+) -> tuple[list[tuple[str, str | None]], LogCursor]:
+    docs: list[tuple[str, str | None]] = []
     async for doc in items.fetch_changes(LOG, cursor):
         if isinstance(doc, CatalogItem):
             docs.append((doc.itemId, doc.meta_.op if doc.meta_.op == "d" else None))
