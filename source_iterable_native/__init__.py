@@ -68,7 +68,13 @@ class Connector(
         # SIGTERM may be blocked since start-up (above), so a stop requested meanwhile is kept.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._request_stop)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        await super().serve(log, requests)
+        try:
+            await super().serve(log, requests)
+        finally:
+            # Once served there is nothing left to stop: a SIGTERM while the process exits must not
+            # turn its exit code into a kill. Closing the loop would restore the default action.
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def _request_stop(self) -> None:
         """SIGTERM asks for the CDK's graceful stop: streams finish their current step, then exit 0."""

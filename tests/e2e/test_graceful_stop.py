@@ -1,11 +1,13 @@
 """SIGTERM (the runtime's stop) makes every stream finish its current step promptly, then exit 0."""
 
+import asyncio
+import sys
 from typing import Any
 
 import pytest
 
 from . import reliability as rel
-from .conftest import driver, endpoint_config, small_data
+from .conftest import ROOT, driver, endpoint_config, small_data
 
 STOP_BOUND_S = 5.0
 
@@ -54,3 +56,24 @@ async def test_stop_during_start_up_exits_cleanly(simulator_factory) -> None:
     assert result.stopped_by == "stop_when"
     assert (result.killed, result.rc) == (False, 0), result.error
     assert result.opened is not None
+
+
+EXIT_AFTER_SIGTERM = """
+import asyncio, os, signal
+from source_iterable_native import Connector
+
+
+async def no_requests(cls):
+    return
+    yield
+
+
+asyncio.run(Connector().serve(requests=no_requests))
+os.kill(os.getpid(), signal.SIGTERM)  # the runtime's stop, arriving while the process exits
+"""
+
+
+@pytest.mark.asyncio
+async def test_stop_arriving_while_the_connector_exits_keeps_its_exit_code() -> None:
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", EXIT_AFTER_SIGTERM, cwd=ROOT)
+    assert await process.wait() == 0
