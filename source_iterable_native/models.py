@@ -45,20 +45,26 @@ class Stream(Protocol):
     name: ClassVar[str]
 
 
-class SnapshotStream(BaseDocument, extra="allow"):
-    """A small Iterable resource captured whole on every interval, keyed by the CDK's row id."""
+class ListedStream(BaseDocument, extra="allow"):
+    """A small Iterable resource read whole on every interval from one listing: by default an
+    unpaged `GET /api/<path>` whose items sit under `items_key`."""
 
     name: ClassVar[str]
     path: ClassVar[str]
     items_key: ClassVar[str]
-    id_properties: ClassVar[dict[str, dict[str, Any]]]
-    """The sourced schema of the id Iterable gives each item (not the collection key)."""
     bucket: ClassVar[Bucket] = Bucket.DEFAULT
     interval: ClassVar[timedelta] = LISTING_INTERVAL
 
     @classmethod
     def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
         return functools.partial(api.list_unpaged, cls, http, origin)
+
+
+class SnapshotStream(ListedStream):
+    """A small Iterable resource captured whole on every interval, keyed by the CDK's row id."""
+
+    id_properties: ClassVar[dict[str, dict[str, Any]]]
+    """The sourced schema of the id Iterable gives each item (not the collection key)."""
 
 
 class Channel(SnapshotStream):
@@ -108,20 +114,11 @@ class Template(SnapshotStream):
         return functools.partial(api.list_templates, cls, http, origin)
 
 
-class RefreshedStream(BaseDocument, extra="allow"):
+class RefreshedStream(ListedStream):
     """A small Iterable resource read whole each interval, keyed by its own id; only items that
     changed are emitted, and items that disappeared come back as deletions."""
 
-    name: ClassVar[str]
-    path: ClassVar[str]
-    items_key: ClassVar[str]
     key_field: ClassVar[str]
-    bucket: ClassVar[Bucket] = Bucket.DEFAULT
-    interval: ClassVar[timedelta] = LISTING_INTERVAL
-
-    @classmethod
-    def listing(cls, http: HTTPSession, origin: str) -> api.Listing:
-        return functools.partial(api.list_unpaged, cls, http, origin)
 
 
 class Journey(RefreshedStream):
