@@ -1,5 +1,6 @@
 """Iterable's almost-ISO datetimes repaired to RFC 3339, and the key of an exported event."""
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -61,19 +62,14 @@ def rfc3339(value: str) -> str | None:
 
 
 RECENT_DATETIMES = 4096
-"""Datetime strings whose repair is remembered: records exported together share their seconds
-(and a record's own datetimes often repeat), so most strings were repaired a moment ago."""
-_repaired: dict[str, str] = {}
+"""Datetime strings whose repair is remembered: records exported together often share their
+seconds, and a record's own datetimes often repeat (a user's profile fields)."""
 
 
+@functools.lru_cache(maxsize=RECENT_DATETIMES)
 def repair_datetime(value: str) -> str:
     """Iterable's almost-ISO datetimes as RFC 3339 (see `rfc3339`); any other string unchanged."""
-    repaired = _repaired.get(value)
-    if repaired is None:
-        if len(_repaired) >= RECENT_DATETIMES:
-            _repaired.clear()
-        repaired = _repaired[value] = rfc3339(value) or value
-    return repaired
+    return rfc3339(value) or value
 
 
 def _looks_like_datetime(value: str) -> bool:

@@ -29,24 +29,9 @@ def parse_datetime(value: Any, field: str, location: object) -> datetime:
     return datetime.fromisoformat(repaired)
 
 
-RECENT_CURSORS = 4096
-"""Repaired cursor strings whose instant is remembered: records exported together share seconds."""
-_instants: dict[str, datetime] = {}
-
-
 def _parse_repaired(value: Any, field: str, location: object) -> datetime:
-    """parse_datetime of a value `repair_datetimes` already saw, remembered for the next records."""
-    instant = _instants.get(value) if type(value) is str else None
-    if instant is None:
-        instant = _parse_repaired_once(value, field, location)
-        if len(_instants) >= RECENT_CURSORS:
-            _instants.clear()
-        _instants[value] = instant
-    return instant
-
-
-def _parse_repaired_once(value: Any, field: str, location: object) -> datetime:
-    """For the repaired usual form (`2026-01-14T06:20:22+00:00`), one `fromisoformat`."""
+    """parse_datetime of a value `repair_datetimes` already saw: for the repaired usual form
+    (`2026-01-14T06:20:22+00:00`), one `fromisoformat`."""
     if (
         type(value) is str
         and len(value) == 25
