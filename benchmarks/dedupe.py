@@ -126,6 +126,18 @@ class _Clock:
         return self.now
 
 
+def _capture(jobs: _Jobs, *, lag: timedelta, interval: timedelta, clock: _Clock) -> ExportCapture:
+    """A process's events capture over the stand-in jobs, with nothing in memory yet."""
+    return ExportCapture(
+        jobs,  # type: ignore[arg-type]  # a stand-in for ExportJobs
+        "events",
+        initial_window=timedelta(hours=12),
+        lag=lag,
+        interval=interval,
+        clock=clock,
+    )
+
+
 async def _run(
     capture: ExportCapture,
     clock: _Clock,
@@ -169,27 +181,13 @@ async def restart(
         clock = _Clock(T0)
         cursors = {"realtime": T0, "lookback": T0 - lag}
         emitted: Counter[str] = Counter()
-        first = ExportCapture(
-            jobs,  # type: ignore[arg-type]  # a stand-in for ExportJobs
-            "events",
-            initial_window=timedelta(hours=12),
-            lag=lag,
-            interval=interval,
-            clock=clock,
-        )
+        first = _capture(jobs, lag=lag, interval=interval, clock=clock)
         first.track(DATA_TYPE, T0)
         await _run(
             first, clock, cursors=cursors, until=T0 + stop_at, tick=interval, emitted=emitted, peak=peak
         )
         # The restart: a new process from the checkpointed cursors, with nothing in memory.
-        second = ExportCapture(
-            jobs,  # type: ignore[arg-type]  # a stand-in for ExportJobs
-            "events",
-            initial_window=timedelta(hours=12),
-            lag=lag,
-            interval=interval,
-            clock=clock,
-        )
+        second = _capture(jobs, lag=lag, interval=interval, clock=clock)
         second.track(DATA_TYPE, cursors["realtime"])
         await _run(
             second,
