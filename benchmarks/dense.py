@@ -1,10 +1,13 @@
 """Scenario 3: one export window holding N events of one type, read as fast as the connector can.
 
 The simulator generates the window's emailOpen events lazily (iterable_simulator/large.py
-`install_email_opens`): each record is built when its file is downloaded.
+`install_email_opens`) and renders their lines before the connector starts (`prerender`), so that
+serving a file costs it a copy, as a finished file costs S3: on a two-core machine, rendering as
+files are downloaded took most of the core the connector did not use, and the benchmark measured
+the simulator.
 
-The connector's stdout is read in large chunks and only counted (documents are one line each and
-start with `{"captured":`), so the reader never slows it."""
+The connector's stdout is only counted (documents are one line each and start with `{"captured":`),
+by a reader thread of its own (`output.py`), so the reader never slows it."""
 
 import asyncio
 import os
@@ -14,19 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 
 from flow_driver import ConnectorDriver
 from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.large import install_email_opens
 
 from .harness import Scale, Traffic, bindings, connector, iterable_like
+from .output import CHUNK, ConnectorOutput
 
 DATA_TYPE = "emailOpen"
 RECORDS_PER_FILE = 5_000
-CAPTURED = b'{"captured":'
-CHUNK = 1 << 20
-ACK = orjson.dumps({"acknowledge": {"checkpoints": 1}}) + b"\n"
 
 
 @dataclass
@@ -76,7 +76,7 @@ async def run(scale: Scale, events: int, share: float | None) -> Dense:
     # Everything lies in one window that ends before the late-data pass's range, one day back.
     data = DataSpec(events={}, users=200, history_days=1, now=now - 7200, late_fraction=0.0, campaigns=10)
     sim = Simulator(iterable_like(scale, data, export_records_per_file=RECORDS_PER_FILE))
-    install_email_opens(sim, events)
+    install_email_opens(sim, events).prerender()
     await sim.start()
     try:
         start = datetime.fromtimestamp(now - 2 * 86_400, tz=UTC)
@@ -100,43 +100,24 @@ async def run(scale: Scale, events: int, share: float | None) -> Dense:
 
 
 async def _measure(d: ConnectorDriver, binds: list[dict[str, Any]], events: int) -> Dense:
-    proc = await d.start_process()
-    assert proc.stdin is not None and proc.stdout is not None
-    started, opened_at = time.monotonic(), time.time()
-    proc.stdin.write(orjson.dumps(d.open_request(binds, {}, 300)) + b"\n")
-    await proc.stdin.drain()
-    stderr = asyncio.create_task(drain(proc.stderr))
-    seen, first, first_batch, last, rest, acks = 0, 0.0, 0, 0.0, b"", False
+    opened_at = time.time()
+    output = await ConnectorOutput.start(
+        d, d.open_request(binds, {}, 300), done=lambda counts, _: counts.documents >= events
+    )
+    stderr = asyncio.create_task(drain(output.proc.stderr))
     try:
-        while seen < events:
-            chunk = await proc.stdout.read(CHUNK)
-            if not chunk:
-                raise RuntimeError(f"the connector exited after {seen:,} documents")
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            complete, rest = data[:cut], data[cut:]
-            if complete.startswith(b'{"opened"'):
-                acks = bool(
-                    orjson.loads(complete.split(b"\n", 1)[0])["opened"].get("explicitAcknowledgements")
-                )
-            if acks:
-                proc.stdin.write(ACK * complete.count(b'{"checkpoint":'))
-            count = complete.count(CAPTURED)
-            if count:
-                last = time.monotonic() - started
-                seen += count
-                if not first:
-                    first, first_batch = last, seen
-        peak, cpu = peak_rss_mb(proc.pid), cpu_seconds(proc.pid)
+        counts = await output.finished()
+        peak, cpu = peak_rss_mb(output.proc.pid), cpu_seconds(output.proc.pid)
     finally:
-        proc.terminate()
-        await proc.wait()
+        output.proc.terminate()
+        await output.proc.wait()
+        output.close()
         stderr.cancel()
     return Dense(
         events,
-        first_doc_s=first,
-        last_doc_s=last,
-        first_batch=first_batch,
+        first_doc_s=counts.first_s,
+        last_doc_s=counts.last_s,
+        first_batch=counts.first_batch,
         peak_rss_mb=peak,
         cpu_s=cpu,
         opened_at=opened_at,

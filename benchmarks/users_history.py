@@ -2,8 +2,9 @@
 were last updated over the past three years, against the same backfill from a 30-day start date.
 
 Users are the simulator's light users (their update instants only, each record rendered when
-exported), so millions fit in little memory. The connector's stdout is only counted, as in the
-dense scenario; checkpoints are parsed to see the users backfill finish."""
+exported), so millions fit in little memory. The connector's stdout is only counted, by the
+reader thread of the dense scenario (`output.py`); checkpoints are parsed to see the users backfill
+finish."""
 
 import asyncio
 import time
@@ -16,11 +17,11 @@ import orjson
 from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.data import LightUsers
 
-from .dense import ACK, CAPTURED, CHUNK, drain, cpu_seconds, peak_rss_mb
+from .dense import drain, cpu_seconds, peak_rss_mb
 from .harness import Scale, Traffic, bindings, connector, iterable_like
+from .output import CHECKPOINT, ConnectorOutput, Counts
 
 HISTORY_DAYS = 3 * 365
-CHECKPOINT = b'{"checkpoint":'
 
 
 @dataclass
@@ -85,40 +86,31 @@ async def run(scale: Scale, users: int, capture_all_users: bool) -> UsersBackfil
 async def _until_backfilled(d: Any, binds: list[dict[str, Any]]) -> tuple[int, float, float, float]:
     """Documents emitted until the users backfill finished, its cutoff, and the connector's peak
     RSS and CPU seconds."""
-    proc = await d.start_process()
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(orjson.dumps(d.open_request(binds, {}, 300)) + b"\n")
-    await proc.stdin.drain()
-    stderr = asyncio.create_task(drain(proc.stderr))
-    seen, rest, acks, cutoff, done = 0, b"", False, None, False
+    cutoff: str | None = None
+
+    def backfilled(_: Counts, block: bytes) -> bool:
+        nonlocal cutoff
+        done = False
+        for line in block.split(b"\n"):
+            if line.startswith(CHECKPOINT):
+                backfill = _users_backfill(orjson.loads(line))
+                if backfill is not None and backfill is not False:
+                    cutoff = cutoff or backfill["cutoff"]
+                done = done or (backfill is None and cutoff is not None)
+        return done
+
+    output = await ConnectorOutput.start(d, d.open_request(binds, {}, 300), done=backfilled)
+    stderr = asyncio.create_task(drain(output.proc.stderr))
     try:
-        while not done:
-            chunk = await proc.stdout.read(CHUNK)
-            if not chunk:
-                raise RuntimeError(f"the connector exited after {seen:,} documents")
-            data = rest + chunk
-            cut = data.rfind(b"\n") + 1
-            complete, rest = data[:cut], data[cut:]
-            if complete.startswith(b'{"opened"'):
-                acks = bool(
-                    orjson.loads(complete.split(b"\n", 1)[0])["opened"].get("explicitAcknowledgements")
-                )
-            seen += complete.count(CAPTURED)
-            for line in complete.split(b"\n"):
-                if line.startswith(CHECKPOINT):
-                    backfill = _users_backfill(orjson.loads(line))
-                    if backfill is not None and backfill is not False:
-                        cutoff = cutoff or backfill["cutoff"]
-                    done = done or (backfill is None and cutoff is not None)
-            if acks:
-                proc.stdin.write(ACK * complete.count(CHECKPOINT))
-        peak, cpu = peak_rss_mb(proc.pid), cpu_seconds(proc.pid)
+        counts = await output.finished()
+        peak, cpu = peak_rss_mb(output.proc.pid), cpu_seconds(output.proc.pid)
     finally:
-        proc.terminate()
-        await proc.wait()
+        output.proc.terminate()
+        await output.proc.wait()
+        output.close()
         stderr.cancel()
     assert cutoff is not None
-    return seen, datetime.fromisoformat(cutoff).timestamp(), peak, cpu
+    return counts.documents, datetime.fromisoformat(cutoff).timestamp(), peak, cpu
 
 
 def _users_backfill(message: dict[str, Any]) -> Any:

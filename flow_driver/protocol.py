@@ -193,11 +193,13 @@ class ConnectorDriver:
     def scanner(self) -> SecretScanner:
         return SecretScanner(self.secrets)
 
-    async def start_process(self) -> asyncio.subprocess.Process:
+    async def start_process(self, stdout: int = asyncio.subprocess.PIPE) -> asyncio.subprocess.Process:
+        """The connector as a subprocess; `stdout` may name a file descriptor to write to instead of
+        a pipe read through the returned process."""
         return await asyncio.create_subprocess_exec(
             *self.command,
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=stdout,
             stderr=asyncio.subprocess.PIPE,
             cwd=self.cwd,
             env={**os.environ, **self.env},

@@ -50,6 +50,15 @@ def test_each_line_is_its_record_as_orjson_writes_it(project_type: str) -> None:
     assert all(stream.line_size(i) == len(stream.line(i)) for i in range(0, COUNT, 7))
 
 
+def test_prerendered_lines_are_the_rendered_ones() -> None:
+    stream, rendered = _opens(), _opens()
+    rendered.prerender()
+    sample = range(0, COUNT, 13)
+    assert [rendered.line(i) for i in sample] == [stream.line(i) for i in sample]
+    assert [rendered.line_size(i) for i in sample] == [stream.line_size(i) for i in sample]
+    assert rendered.line(COUNT - 1) == stream.line(COUNT - 1)
+
+
 def test_records_are_shaped_as_the_generators() -> None:
     generated = Simulator(SimulatorConfig(seed=7, data=_data({"emailOpen": 2_000}), clock=FakeClock()))
     stream = _opens()

@@ -1,0 +1,121 @@
+"""The connector's stdout, read as Flow's runtime reads it: promptly, by a reader of its own.
+
+The scenarios run the simulator in this process. Were stdout read on the simulator's event loop,
+each read would wait for the simulator to finish rendering a file chunk, a 64 KB pipe would fill,
+and the connector would block on its checkpoint writes: the benchmark would measure itself. So the
+pipe is enlarged and drained by a thread (reads release the GIL), which counts documents and
+timestamps them as they arrive, and hands acknowledgements to the event loop."""
+
+import asyncio
+import fcntl
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import orjson
+
+from flow_driver import ConnectorDriver
+
+CAPTURED = b'{"captured":'
+CHECKPOINT = b'{"checkpoint":'
+ACK = orjson.dumps({"acknowledge": {"checkpoints": 1}}) + b"\n"
+CHUNK = 1 << 20
+PIPE_SIZE = 1 << 20
+"""Linux's default /proc/sys/fs/pipe-max-size: what an unprivileged process may ask for."""
+F_SETPIPE_SZ = 1031
+
+
+@dataclass
+class Counts:
+    """Documents read so far, and when (monotonic seconds since `started`)."""
+
+    documents: int = 0
+    first_s: float = 0.0
+    first_batch: int = 0
+    """Documents that arrived with the first one (the CDK writes them out at each checkpoint)."""
+    last_s: float = 0.0
+
+
+class ConnectorOutput:
+    """Reads a started connector's stdout on a thread until `done(counts, block)` says so or the
+    connector exits. `block` is each run of complete lines as read. Checkpoints are acknowledged
+    when the connector asked for explicit acknowledgements."""
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        fd: int,
+        *,
+        started: float,
+        done: Callable[[Counts, bytes], bool],
+    ) -> None:
+        self.proc, self.fd, self.started, self.done = proc, fd, started, done
+        self.counts = Counts()
+        self.exited = False
+        self._loop = asyncio.get_running_loop()
+        self._finished: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, name="connector-stdout", daemon=True)
+
+    @classmethod
+    async def start(
+        cls, d: ConnectorDriver, open_request: dict[str, Any], *, done: Callable[[Counts, bytes], bool]
+    ) -> "ConnectorOutput":
+        read_fd, write_fd = os.pipe()
+        fcntl.fcntl(write_fd, F_SETPIPE_SZ, PIPE_SIZE)
+        try:
+            proc = await d.start_process(stdout=write_fd)
+        finally:
+            os.close(write_fd)
+        assert proc.stdin is not None
+        output = cls(proc, read_fd, started=time.monotonic(), done=done)
+        proc.stdin.write(orjson.dumps(open_request) + b"\n")
+        await proc.stdin.drain()
+        output._thread.start()
+        return output
+
+    async def finished(self) -> Counts:
+        """The counts once `done` said so; raises if the connector exited first."""
+        await self._finished
+        if self.exited:
+            raise RuntimeError(f"the connector exited after {self.counts.documents:,} documents")
+        return self.counts
+
+    def close(self) -> None:
+        self._thread.join(timeout=5)
+        os.close(self.fd)
+
+    def _run(self) -> None:
+        counts, rest, acks = self.counts, b"", False
+        try:
+            while True:
+                chunk = os.read(self.fd, CHUNK)
+                if not chunk:
+                    self.exited = True
+                    return
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                block, rest = data[:cut], data[cut:]
+                if block.startswith(b'{"opened"'):
+                    opened = orjson.loads(block.split(b"\n", 1)[0])["opened"]
+                    acks = bool(opened.get("explicitAcknowledgements"))
+                if acks and (checkpoints := block.count(CHECKPOINT)):
+                    self._loop.call_soon_threadsafe(self._acknowledge, checkpoints)
+                if documents := block.count(CAPTURED):
+                    counts.last_s = time.monotonic() - self.started
+                    counts.documents += documents
+                    if not counts.first_s:
+                        counts.first_s, counts.first_batch = counts.last_s, counts.documents
+                if self.done(counts, block):
+                    return
+        finally:
+            self._loop.call_soon_threadsafe(self._settle)
+
+    def _acknowledge(self, checkpoints: int) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.write(ACK * checkpoints)
+
+    def _settle(self) -> None:
+        if not self._finished.done():
+            self._finished.set_result(None)
