@@ -19,6 +19,12 @@ LEAP_SECOND = ("59", "999999")
 stays in its minute and day, sorts after every earlier one and before the next second."""
 
 
+def _is_usual_form(value: str) -> bool:
+    return (
+        len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-"
+    )
+
+
 def _usual_form(value: str) -> str | None:
     """Iterable's usual form, `2026-01-14 06:20:22 +00:00`, repaired without the regular expression."""
     repaired = f"{value[:10]}T{value[11:19]}{value[20:]}"
@@ -37,7 +43,7 @@ def rfc3339(value: str) -> str | None:
     `2025-12-19T22:43:34.134105.123Z` (the first fraction is kept: it is the precise one), and
     leap seconds (see LEAP_SECOND).
     """
-    if len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-":
+    if _is_usual_form(value):
         usual = _usual_form(value)
         if usual is not None or value[17:19] != "60":
             return usual
@@ -72,6 +78,21 @@ def repair_datetime(value: str) -> str:
     return rfc3339(value) or value
 
 
+@functools.lru_cache(maxsize=RECENT_DATETIMES)
+def repaired_instant(value: str) -> tuple[str, datetime] | None:
+    """`value` in RFC 3339 and the instant it denotes, or None when it is not one of the forms
+    `rfc3339` repairs. Iterable's usual form is parsed once, where `rfc3339` then `fromisoformat`
+    would parse it twice."""
+    if _is_usual_form(value) and value[17:19] != "60":
+        repaired = f"{value[:10]}T{value[11:19]}{value[20:]}"
+        try:
+            return repaired, datetime.fromisoformat(repaired)
+        except ValueError:
+            return None
+    repaired_other = rfc3339(value)
+    return None if repaired_other is None else (repaired_other, datetime.fromisoformat(repaired_other))
+
+
 def _looks_like_datetime(value: str) -> bool:
     return len(value) >= 17 and value[4] == "-" and value[13] == ":"
 
@@ -97,9 +118,6 @@ def repair_datetimes(value: Any) -> Any:
     return value
 
 
-ESTUARY_ID_FIELDS = ("createdAt", "email", "itblUserId", "campaignId", "eventName")
-
-
 def _id_part(value: Any) -> str:
     if value is None:
         return ""
@@ -111,7 +129,17 @@ def _id_part(value: Any) -> str:
 def estuary_id(record: dict[str, Any], event_type: str) -> str:
     """The 32-hex-digit xxh128 key of an event, as Estuary's existing Iterable connector computes
     it: `createdAt|email|itblUserId|campaignId|eventName|eventType`, with `createdAt` exactly as
-    Iterable sent it."""
+    Iterable sent it. Null and missing values hash as empty, booleans as `true`/`false`, numbers in
+    decimal."""
     get = record.get
-    joined = "|".join([*map(_id_part, map(get, ESTUARY_ID_FIELDS)), event_type])
-    return xxhash.xxh128_hexdigest(joined.encode())
+    parts = (get("createdAt"), get("email"), get("itblUserId"), get("campaignId"), get("eventName"))
+    if True in parts or False in parts:  # 1 and 0 compare equal and take this path too
+        joined = "|".join(map(_id_part, parts))
+    else:
+        # Formatting is str() for every other JSON value; this spares a call per part.
+        c, e, u, k, n = parts
+        joined = (
+            f"{'' if c is None else c}|{'' if e is None else e}|{'' if u is None else u}|"
+            f"{'' if k is None else k}|{'' if n is None else n}"
+        )
+    return xxhash.xxh128_hexdigest(f"{joined}|{event_type}".encode())

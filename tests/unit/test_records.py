@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import orjson
+import xxhash
 
 from source_iterable_native.export.streams import ExportedStream, MalformedRecord, parse_datetime
 from source_iterable_native.records import estuary_id, repair_datetime, repair_datetimes
@@ -129,6 +130,20 @@ def test_estuary_id_vectors_are_pinned(record: dict, event_type: str, digest: st
     assert estuary_id(record, event_type) == digest
 
 
+@pytest.mark.parametrize(
+    "record, hashed",
+    [
+        ({"createdAt": "c", "email": True, "campaignId": 1}, "c|true||1||t"),
+        ({"createdAt": "c", "itblUserId": False, "campaignId": 0}, "c||false|0||t"),
+        ({"createdAt": "c", "campaignId": 1}, "c|||1||t"),
+        ({"createdAt": "c", "campaignId": 2.5, "eventName": None}, "c|||2.5||t"),
+        ({"email": "e", "itblUserId": "u", "eventName": "n"}, "|e|u||n|t"),
+    ],
+)
+def test_estuary_id_spells_each_json_value(record: dict, hashed: str) -> None:
+    assert estuary_id(record, "t") == xxhash.xxh128_hexdigest(hashed.encode())
+
+
 def test_event_record_keeps_raw_created_at_in_key() -> None:
     stream = ExportedStream("emailSend", "createdAt", None)
     line = orjson.dumps({"createdAt": "2026-01-14 06:20:22 +00:00", "email": "a@b.com", "campaignId": 123})
@@ -220,6 +235,43 @@ def test_every_datetime_of_a_record_is_written_back_in_rfc3339(value: str) -> No
     assert RFC3339.match(record.doc["profileUpdatedAt"]), record.doc["profileUpdatedAt"]
     assert record.doc["nested"]["at"] == record.doc["list"][0] == record.doc["profileUpdatedAt"]
     assert record.cursor == datetime.fromisoformat(record.doc["profileUpdatedAt"])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # The cursor holds every dash of the line: only it is repaired, the walk is skipped.
+        b'{"createdAt":"2026-01-14 06:20:22 +00:00","email":"a@b.com","campaignId":1}',
+        b'{"createdAt":"2026-01-14 06:20:22 +0000","email":"a@b.com","city":"Lyon"}',
+        b'{"createdAt":"2025-12-19T22:43:34.134105.000Z","note":"2026 06:20:22"}',
+        b'{"createdAt":"2016-12-31 23:59:60 +00:00","email":"a@b.com"}',
+        b'{"createdAt":"2026-01-14 06:20:22 -05:00","email":"a@b.com"}',
+        # Other strings with dashes: every value is walked.
+        b'{"createdAt":"2026-01-14 06:20:22 +00:00","sentAt":"2026-01-14 06:20:21 +00:00"}',
+        b'{"createdAt":"2026-01-14 06:20:22 +00:00","items":[{"at":"2026-01-14 06:20 +00:00"}]}',
+        b'{"createdAt":"2026-01-14 06:20:22 +00:00","userAgent":"SM-G973F","n":-3}',
+        # A dash spelled as an escape is not counted in the bytes: the backslash forces the walk.
+        b'{"createdAt":"2026-01-14 06:20:22 +00:00","sentAt":"2026\\u002d01\\u002d14 06:20:21 +00:00"}',
+        b'{"createdAt":"2026\\u002d01\\u002d14 06:20:22 +00:00","email":"a@b.com"}',
+    ],
+)
+def test_event_documents_are_the_walked_repair_of_their_lines(line: bytes) -> None:
+    expected = orjson.loads(line)
+    key = estuary_id(expected, "emailOpen")
+    expected |= {"_estuary_id": key, "eventType": "emailOpen"}
+    repair_datetimes(expected)
+    record = ExportedStream("emailOpen", "createdAt", None).record(line, "here")
+    assert record.doc == expected
+    assert record.key == key
+    assert record.cursor == datetime.fromisoformat(expected["createdAt"])
+    assert list(record.doc) == list(expected)
+
+
+@pytest.mark.parametrize("cursor", ["2026-02-30 06:20:22 +00:00", "2026-01-14 06:20:22", "yesterday"])
+def test_a_cursor_alone_in_its_line_is_still_refused_when_not_a_datetime(cursor: str) -> None:
+    line = orjson.dumps({"createdAt": cursor, "email": "a@b.com"})
+    with pytest.raises(MalformedRecord, match="here: createdAt .* is not a datetime with a time zone"):
+        ExportedStream("emailOpen", "createdAt", None).record(line, "here")
 
 
 def test_repair_keeps_the_offset_and_order_of_instants() -> None:
