@@ -19,32 +19,26 @@ LEAP_SECOND = ("59", "999999")
 stays in its minute and day, sorts after every earlier one and before the next second."""
 
 
-def _is_usual_form(value: str) -> bool:
-    return (
-        len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-"
-    )
-
-
-def _usual_form(value: str) -> str | None:
-    """Iterable's usual form, `2026-01-14 06:20:22 +00:00`, repaired without the regular expression."""
-    repaired = f"{value[:10]}T{value[11:19]}{value[20:]}"
+def _instant(repaired: str) -> tuple[str, datetime] | None:
+    """(`repaired`, its instant), or None when the date or time does not exist."""
     try:
-        datetime.fromisoformat(repaired)
+        return repaired, datetime.fromisoformat(repaired)
     except ValueError:
         return None
-    return repaired
 
 
-def rfc3339(value: str) -> str | None:
-    """`value` as an RFC 3339 date-time, or None when it is not one of the forms repaired.
+def rfc3339_instant(value: str) -> tuple[str, datetime] | None:
+    """`value` as an RFC 3339 date-time and the instant it denotes, or None when it is not one of
+    the forms repaired. The repaired string is parsed once, which both checks and reads it.
 
     Handles `2026-01-14 06:20:22 +00:00`, missing seconds (`2026-01-14 06:20 +00:00`), offsets
     without a colon (`+0000`) or of whole hours (`+00`), the malformed double fraction
     `2025-12-19T22:43:34.134105.123Z` (the first fraction is kept: it is the precise one), and
     leap seconds (see LEAP_SECOND).
     """
-    if _is_usual_form(value):
-        usual = _usual_form(value)
+    # Iterable's usual form, repaired without the regular expression.
+    if len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-":
+        usual = _instant(f"{value[:10]}T{value[11:19]}{value[20:]}")
         if usual is not None or value[17:19] != "60":
             return usual
     match = _ALMOST_RFC3339.match(value)
@@ -59,12 +53,7 @@ def rfc3339(value: str) -> str | None:
         offset = f"{offset}:00"
     elif len(offset) == 5:
         offset = f"{offset[:3]}:{offset[3:]}"
-    repaired = f"{date}T{minutes}:{seconds or '00'}{'.' + fraction if fraction else ''}{offset}"
-    try:
-        datetime.fromisoformat(repaired)
-    except ValueError:
-        return None
-    return repaired
+    return _instant(f"{date}T{minutes}:{seconds or '00'}{'.' + fraction if fraction else ''}{offset}")
 
 
 RECENT_DATETIMES = 4096
@@ -73,24 +62,15 @@ seconds, and a record's own datetimes often repeat (a user's profile fields)."""
 
 
 @functools.lru_cache(maxsize=RECENT_DATETIMES)
-def repair_datetime(value: str) -> str:
-    """Iterable's almost-ISO datetimes as RFC 3339 (see `rfc3339`); any other string unchanged."""
-    return rfc3339(value) or value
-
-
-@functools.lru_cache(maxsize=RECENT_DATETIMES)
 def repaired_instant(value: str) -> tuple[str, datetime] | None:
-    """`value` in RFC 3339 and the instant it denotes, or None when it is not one of the forms
-    `rfc3339` repairs. Iterable's usual form is parsed once, where `rfc3339` then `fromisoformat`
-    would parse it twice."""
-    if _is_usual_form(value) and value[17:19] != "60":
-        repaired = f"{value[:10]}T{value[11:19]}{value[20:]}"
-        try:
-            return repaired, datetime.fromisoformat(repaired)
-        except ValueError:
-            return None
-    repaired_other = rfc3339(value)
-    return None if repaired_other is None else (repaired_other, datetime.fromisoformat(repaired_other))
+    """`rfc3339_instant(value)`, remembered for the most recent strings."""
+    return rfc3339_instant(value)
+
+
+def repair_datetime(value: str) -> str:
+    """Iterable's almost-ISO datetimes as RFC 3339 (see `rfc3339_instant`); any other string unchanged."""
+    repaired = repaired_instant(value)
+    return value if repaired is None else repaired[0]
 
 
 def _looks_like_datetime(value: str) -> bool:

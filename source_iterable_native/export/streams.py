@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ..records import estuary_id, repair_datetimes, repaired_instant, rfc3339
+from ..records import estuary_id, repair_datetimes, repaired_instant
 
 
 class MalformedRecord(RuntimeError):
@@ -20,34 +20,14 @@ class ExportedRecord(NamedTuple):
     cursor: datetime
 
 
-def parse_datetime(value: Any, field: str, location: object) -> datetime:
-    """The instant of a datetime in one of the forms `rfc3339` repairs; nothing else is accepted, so
-    that every value parsed as a datetime is also written back in RFC 3339."""
-    repaired = rfc3339(value) if isinstance(value, str) else None
+def parse_datetime(value: Any, field: str, location: object) -> tuple[str, datetime]:
+    """A datetime in one of the forms `rfc3339_instant` repairs, in RFC 3339 and as its instant;
+    nothing else is accepted, so that every value parsed as a datetime is also written back in
+    RFC 3339."""
+    repaired = repaired_instant(value) if isinstance(value, str) else None
     if repaired is None:
-        raise _not_a_datetime(value, field, location)
-    return datetime.fromisoformat(repaired)
-
-
-def _not_a_datetime(value: Any, field: str, location: object) -> MalformedRecord:
-    return MalformedRecord(f"{location}: {field} {value!r} is not a datetime with a time zone")
-
-
-def _parse_repaired(value: Any, field: str, location: object) -> datetime:
-    """parse_datetime of a value `repair_datetimes` already saw: for the repaired usual form
-    (`2026-01-14T06:20:22+00:00`), one `fromisoformat`."""
-    if (
-        type(value) is str
-        and len(value) == 25
-        and value[10] == "T"
-        and value[22] == ":"
-        and value[19] in "+-"
-    ):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    return parse_datetime(value, field, location)
+        raise MalformedRecord(f"{location}: {field} {value!r} is not a datetime with a time zone")
+    return repaired
 
 
 @dataclass(frozen=True)
@@ -81,15 +61,13 @@ class ExportedStream:
                 raise MalformedRecord(f"{location}: record has no {self.key_field}, the collection key")
             key = str(value)
 
-        cursor = raw[self.cursor_field]
-        if type(cursor) is str and line.count(b"-") == cursor.count("-") and b"\\" not in line:
+        sent = raw[self.cursor_field]
+        repaired, cursor = parse_datetime(sent, self.cursor_field, location)
+        if line.count(b"-") == sent.count("-") and b"\\" not in line:
             # The cursor holds every dash of the line: `repair_datetimes` would change no other
             # string (a datetime has its dash at [4]), so the walk is skipped. A backslash rules
             # this out, as an escape can spell a dash.
-            repaired = repaired_instant(cursor)
-            if repaired is None:
-                raise _not_a_datetime(cursor, self.cursor_field, location)
-            raw[self.cursor_field] = repaired[0]
-            return ExportedRecord(raw, key, repaired[1])
-        doc = repair_datetimes(raw)
-        return ExportedRecord(doc, key, _parse_repaired(doc[self.cursor_field], self.cursor_field, location))
+            raw[self.cursor_field] = repaired
+        else:
+            repair_datetimes(raw)
+        return ExportedRecord(raw, key, cursor)

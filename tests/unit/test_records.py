@@ -187,8 +187,9 @@ def test_user_without_key_field_is_reported() -> None:
     ],
 )
 def test_parses_each_repaired_form_to_its_instant(value: str, instant: datetime) -> None:
-    parsed = parse_datetime(value, "createdAt", "here")
+    repaired, parsed = parse_datetime(value, "createdAt", "here")
     assert parsed == instant
+    assert repaired == repair_datetime(value)
     assert RFC3339.match(repair_datetime(value))
     assert datetime.fromisoformat(repair_datetime(value)) == parsed
 
