@@ -9,8 +9,6 @@ the simulator.
 The connector's stdout is only counted (documents are one line each and start with `{"captured":`),
 by a reader thread of its own (`output.py`), so the reader never slows it."""
 
-import asyncio
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +21,7 @@ from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.large import install_email_opens
 
 from .harness import Scale, Traffic, bindings, connector, iterable_like
-from .output import CHUNK, ConnectorOutput
+from .output import peak_rss_mb, read_until
 
 DATA_TYPE = "emailOpen"
 RECORDS_PER_FILE = 5_000
@@ -48,19 +46,6 @@ class Dense:
     @property
     def docs_per_s(self) -> float:
         return (self.events - self.first_batch) / max(self.last_doc_s - self.first_doc_s, 1e-9)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a live process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int | str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
 
 
 def reset_peak_rss() -> None:
@@ -101,29 +86,15 @@ async def run(scale: Scale, events: int, share: float | None) -> Dense:
 
 async def _measure(d: ConnectorDriver, binds: list[dict[str, Any]], events: int) -> Dense:
     opened_at = time.time()
-    output = await ConnectorOutput.start(
+    run = await read_until(
         d, d.open_request(binds, {}, 300), done=lambda counts, _: counts.documents >= events
     )
-    stderr = asyncio.create_task(drain(output.proc.stderr))
-    try:
-        counts = await output.finished()
-        peak, cpu = peak_rss_mb(output.proc.pid), cpu_seconds(output.proc.pid)
-    finally:
-        output.proc.terminate()
-        await output.proc.wait()
-        output.close()
-        stderr.cancel()
     return Dense(
         events,
-        first_doc_s=counts.first_s,
-        last_doc_s=counts.last_s,
-        first_batch=counts.first_batch,
-        peak_rss_mb=peak,
-        cpu_s=cpu,
+        first_doc_s=run.counts.first_s,
+        last_doc_s=run.counts.last_s,
+        first_batch=run.counts.first_batch,
+        peak_rss_mb=run.peak_rss_mb,
+        cpu_s=run.cpu_s,
         opened_at=opened_at,
     )
-
-
-async def drain(stream: asyncio.StreamReader | None) -> None:
-    while stream is not None and await stream.read(CHUNK):
-        pass

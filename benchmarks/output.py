@@ -4,7 +4,8 @@ The scenarios run the simulator in this process. Were stdout read on the simulat
 each read would wait for the simulator to finish rendering a file chunk, a 64 KB pipe would fill,
 and the connector would block on its checkpoint writes: the benchmark would measure itself. So the
 pipe is enlarged and drained by a thread (reads release the GIL), which counts documents and
-timestamps them as they arrive, and hands acknowledgements to the event loop."""
+timestamps them as they arrive, and hands acknowledgements to the event loop. `read_until` runs
+the connector this way and reports its peak RSS and CPU."""
 
 import asyncio
 import fcntl
@@ -12,6 +13,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import orjson
@@ -36,6 +38,48 @@ class Counts:
     first_batch: int = 0
     """Documents that arrived with the first one (the CDK writes them out at each checkpoint)."""
     last_s: float = 0.0
+
+
+@dataclass
+class Finished:
+    counts: Counts
+    peak_rss_mb: float
+    cpu_s: float
+    """Of the connector, start-up included."""
+
+
+async def read_until(
+    d: ConnectorDriver, open_request: dict[str, Any], *, done: Callable[[Counts, bytes], bool]
+) -> Finished:
+    """Runs the connector on `open_request` until `done` (see `ConnectorOutput`), then stops it."""
+    output = await ConnectorOutput.start(d, open_request, done=done)
+    stderr = asyncio.create_task(drain(output.proc.stderr))
+    try:
+        counts = await output.finished()
+        return Finished(counts, peak_rss_mb(output.proc.pid), cpu_seconds(output.proc.pid))
+    finally:
+        output.proc.terminate()
+        await output.proc.wait()
+        output.close()
+        stderr.cancel()
+
+
+async def drain(stream: asyncio.StreamReader | None) -> None:
+    while stream is not None and await stream.read(CHUNK):
+        pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int | str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
 
 
 class ConnectorOutput:

@@ -37,7 +37,7 @@ from iterable_simulator.large import BusyTypeEvents, LargeOrg, forget_downloaded
 
 from source_iterable_native.cursors import CampaignsCursor
 
-from .dense import peak_rss_mb
+from .output import peak_rss_mb
 from .harness import Scale, backfills_done, bindings, connector, iso_seconds, iterable_like, table
 
 CAPTURED = re.compile(rb'^\{"captured":\{"binding":(\d+)')

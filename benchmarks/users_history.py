@@ -3,10 +3,9 @@ were last updated over the past three years, against the same backfill from a 30
 
 Users are the simulator's light users (their update instants only, each record rendered when
 exported), so millions fit in little memory. The connector's stdout is only counted, by the
-reader thread of the dense scenario (`output.py`); checkpoints are parsed to see the users backfill
+reader thread of `output.py`; checkpoints are parsed to see the users backfill
 finish."""
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,9 +16,8 @@ import orjson
 from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.data import LightUsers
 
-from .dense import drain, cpu_seconds, peak_rss_mb
 from .harness import Scale, Traffic, bindings, connector, iterable_like
-from .output import CHECKPOINT, ConnectorOutput, Counts
+from .output import CHECKPOINT, Counts, read_until
 
 HISTORY_DAYS = 3 * 365
 
@@ -99,18 +97,9 @@ async def _until_backfilled(d: Any, binds: list[dict[str, Any]]) -> tuple[int, f
                 done = done or (backfill is None and cutoff is not None)
         return done
 
-    output = await ConnectorOutput.start(d, d.open_request(binds, {}, 300), done=backfilled)
-    stderr = asyncio.create_task(drain(output.proc.stderr))
-    try:
-        counts = await output.finished()
-        peak, cpu = peak_rss_mb(output.proc.pid), cpu_seconds(output.proc.pid)
-    finally:
-        output.proc.terminate()
-        await output.proc.wait()
-        output.close()
-        stderr.cancel()
+    run = await read_until(d, d.open_request(binds, {}, 300), done=backfilled)
     assert cutoff is not None
-    return counts.documents, datetime.fromisoformat(cutoff).timestamp(), peak, cpu
+    return run.counts.documents, datetime.fromisoformat(cutoff).timestamp(), run.peak_rss_mb, run.cpu_s
 
 
 def _users_backfill(message: dict[str, Any]) -> Any:
