@@ -112,14 +112,13 @@ def estuary_id(record: dict[str, Any], event_type: str) -> str:
     Iterable sent it. Null and missing values hash as empty, booleans as `true`/`false`, numbers in
     decimal."""
     get = record.get
-    parts = (get("createdAt"), get("email"), get("itblUserId"), get("campaignId"), get("eventName"))
-    if True in parts or False in parts:  # 1 and 0 compare equal and take this path too
-        joined = "|".join(map(_id_part, parts))
-    else:
-        # Formatting is str() for every other JSON value; this spares a call per part.
-        c, e, u, k, n = parts
-        joined = (
-            f"{'' if c is None else c}|{'' if e is None else e}|{'' if u is None else u}|"
-            f"{'' if k is None else k}|{'' if n is None else n}"
-        )
-    return xxhash.xxh128_hexdigest(f"{joined}|{event_type}".encode())
+    c, e, u, k, n = get("createdAt"), get("email"), get("itblUserId"), get("campaignId"), get("eventName")
+    # Formatting is str() for every JSON value but a boolean, which it spells `True`/`False`: a
+    # key holding either word is built again part by part (a string with the word is unchanged).
+    joined = (
+        f"{'' if c is None else c}|{'' if e is None else e}|{'' if u is None else u}|"
+        f"{'' if k is None else k}|{'' if n is None else n}|{event_type}"
+    )
+    if "True" in joined or "False" in joined:
+        joined = "|".join(map(_id_part, (c, e, u, k, n, event_type)))
+    return xxhash.xxh128_hexdigest(joined.encode())

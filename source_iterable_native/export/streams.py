@@ -3,7 +3,7 @@ record's cursor read."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -14,10 +14,14 @@ class MalformedRecord(RuntimeError):
     pass
 
 
-class ExportedRecord(NamedTuple):
-    doc: dict[str, Any]
-    key: str
-    cursor: datetime
+ExportedRecord = tuple[dict[str, Any], str, datetime]
+"""(document, key, cursor) of one exported line. A plain tuple: a NamedTuple's constructor runs
+in Python, and this is built once per record."""
+
+BACKSLASH = ord("\\")
+"""Searched for as a byte value: `bytes in bytes` first tries its argument as an integer and
+builds, then discards, a TypeError on every call."""
+DASH = ord("-")
 
 
 def parse_datetime(value: Any, field: str, location: object) -> tuple[str, datetime]:
@@ -63,11 +67,11 @@ class ExportedStream:
 
         sent = raw[self.cursor_field]
         repaired, cursor = parse_datetime(sent, self.cursor_field, location)
-        if line.count(b"-") == sent.count("-") and b"\\" not in line:
+        if BACKSLASH not in line and line.count(DASH) == sent.count("-"):
             # The cursor holds every dash of the line: `repair_datetimes` would change no other
             # string (a datetime has its dash at [4]), so the walk is skipped. A backslash rules
             # this out, as an escape can spell a dash.
             raw[self.cursor_field] = repaired
         else:
             repair_datetimes(raw)
-        return ExportedRecord(raw, key, cursor)
+        return raw, key, cursor

@@ -138,6 +138,10 @@ def test_estuary_id_vectors_are_pinned(record: dict, event_type: str, digest: st
         ({"createdAt": "c", "campaignId": 1}, "c|||1||t"),
         ({"createdAt": "c", "campaignId": 2.5, "eventName": None}, "c|||2.5||t"),
         ({"email": "e", "itblUserId": "u", "eventName": "n"}, "|e|u||n|t"),
+        # The words themselves, in strings, are kept as they are.
+        ({"createdAt": "c", "email": "True@x.io", "eventName": "False"}, "c|True@x.io|||False|t"),
+        ({"createdAt": "c", "eventName": "True", "campaignId": True}, "c|||true|True|t"),
+        ({"createdAt": "c", "campaignId": [True, 1]}, "c|||[True, 1]||t"),
     ],
 )
 def test_estuary_id_spells_each_json_value(record: dict, hashed: str) -> None:
@@ -147,11 +151,11 @@ def test_estuary_id_spells_each_json_value(record: dict, hashed: str) -> None:
 def test_event_record_keeps_raw_created_at_in_key() -> None:
     stream = ExportedStream("emailSend", "createdAt", None)
     line = orjson.dumps({"createdAt": "2026-01-14 06:20:22 +00:00", "email": "a@b.com", "campaignId": 123})
-    record = stream.record(line, "here")
-    assert record.doc["_estuary_id"] == "c080ecd353a363a39321c34936a16296"
-    assert record.doc["eventType"] == "emailSend"
-    assert record.doc["createdAt"] == "2026-01-14T06:20:22+00:00"
-    assert record.cursor.isoformat() == "2026-01-14T06:20:22+00:00"
+    doc, key, cursor = stream.record(line, "here")
+    assert doc["_estuary_id"] == key == "c080ecd353a363a39321c34936a16296"
+    assert doc["eventType"] == "emailSend"
+    assert doc["createdAt"] == "2026-01-14T06:20:22+00:00"
+    assert cursor.isoformat() == "2026-01-14T06:20:22+00:00"
 
 
 @pytest.mark.parametrize(
@@ -232,10 +236,11 @@ def test_every_datetime_of_a_record_is_written_back_in_rfc3339(value: str) -> No
     line = orjson.dumps(
         {"email": "a@b.com", "profileUpdatedAt": value, "nested": {"at": value}, "list": [value]}
     )
-    record = stream.record(line, "here")
-    assert RFC3339.match(record.doc["profileUpdatedAt"]), record.doc["profileUpdatedAt"]
-    assert record.doc["nested"]["at"] == record.doc["list"][0] == record.doc["profileUpdatedAt"]
-    assert record.cursor == datetime.fromisoformat(record.doc["profileUpdatedAt"])
+    doc, key, cursor = stream.record(line, "here")
+    assert key == "a@b.com"
+    assert RFC3339.match(doc["profileUpdatedAt"]), doc["profileUpdatedAt"]
+    assert doc["nested"]["at"] == doc["list"][0] == doc["profileUpdatedAt"]
+    assert cursor == datetime.fromisoformat(doc["profileUpdatedAt"])
 
 
 @pytest.mark.parametrize(
@@ -261,11 +266,11 @@ def test_event_documents_are_the_walked_repair_of_their_lines(line: bytes) -> No
     key = estuary_id(expected, "emailOpen")
     expected |= {"_estuary_id": key, "eventType": "emailOpen"}
     repair_datetimes(expected)
-    record = ExportedStream("emailOpen", "createdAt", None).record(line, "here")
-    assert record.doc == expected
-    assert record.key == key
-    assert record.cursor == datetime.fromisoformat(expected["createdAt"])
-    assert list(record.doc) == list(expected)
+    doc, doc_key, cursor = ExportedStream("emailOpen", "createdAt", None).record(line, "here")
+    assert doc == expected
+    assert doc_key == key
+    assert cursor == datetime.fromisoformat(expected["createdAt"])
+    assert list(doc) == list(expected)
 
 
 @pytest.mark.parametrize("cursor", ["2026-02-30 06:20:22 +00:00", "2026-01-14 06:20:22", "yesterday"])
