@@ -36,11 +36,24 @@ def rfc3339_instant(value: str) -> tuple[str, datetime] | None:
     `2025-12-19T22:43:34.134105.123Z` (the first fraction is kept: it is the precise one), and
     leap seconds (see LEAP_SECOND).
     """
-    # Iterable's usual form, repaired without the regular expression.
-    if len(value) == 26 and value[10] == " " and value[19] == " " and value[23] == ":" and value[20] in "+-":
-        usual = _instant(f"{value[:10]}T{value[11:19]}{value[20:]}")
-        if usual is not None or value[17:19] != "60":
-            return usual
+    # Iterable's usual form, every separator in place, is read without the regular expression:
+    # Python's parser takes it as it is and checks that the rest are digits of a real instant.
+    # RFC 3339 is the same string with `T` for its first space and without its second.
+    if (
+        len(value) == 26
+        and value[4] == "-"
+        and value[7] == "-"
+        and value[10] == " "
+        and value[13] == ":"
+        and value[16] == ":"
+        and value[19] == " "
+        and value[20] in "+-"
+        and value[23] == ":"
+    ):
+        try:
+            return value.replace(" ", "T", 1).replace(" ", "", 1), datetime.fromisoformat(value)
+        except ValueError:
+            pass  # a leap second, a date that does not exist, or not digits
     match = _ALMOST_RFC3339.match(value)
     if match is None:
         return None

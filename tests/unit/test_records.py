@@ -207,6 +207,10 @@ def test_parses_each_repaired_form_to_its_instant(value: str, instant: datetime)
         "2026-01-14T06Z",
         "2026-01-14T0620Z",
         "2026-01-14T06:20:22+00:00:00",
+        # The length and spaces of Iterable's usual form, other separators.
+        "2026-W03-3 06:20:22 +00:00",
+        "2026-01-14 06:20.22 +00:00",
+        "2026-01-14 0620:22. +00:00",
         # Not datetimes with a time zone at all.
         "2026-01-14T06:20:22",
         "2026-01-14",
