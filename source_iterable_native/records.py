@@ -54,6 +54,11 @@ def rfc3339_instant(value: str) -> tuple[str, datetime] | None:
             return value.replace(" ", "T", 1).replace(" ", "", 1), datetime.fromisoformat(value)
         except ValueError:
             pass  # a leap second, a date that does not exist, or not digits
+    return matched_instant(value)
+
+
+def matched_instant(value: str) -> tuple[str, datetime] | None:
+    """`rfc3339_instant` by the regular expression alone, Iterable's usual form included."""
     match = _ALMOST_RFC3339.match(value)
     if match is None:
         return None

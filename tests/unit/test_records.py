@@ -1,3 +1,4 @@
+import random
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -6,7 +7,13 @@ import orjson
 import xxhash
 
 from source_iterable_native.export.streams import ExportedStream, MalformedRecord, parse_datetime
-from source_iterable_native.records import estuary_id, repair_datetime, repair_datetimes
+from source_iterable_native.records import (
+    estuary_id,
+    matched_instant,
+    repair_datetime,
+    repair_datetimes,
+    rfc3339_instant,
+)
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 """RFC 3339's date-time, as JSON Schema's `format: date-time` checks it (a leap second aside)."""
@@ -224,6 +231,21 @@ def test_parses_each_repaired_form_to_its_instant(value: str, instant: datetime)
 def test_refuses_cursors_it_cannot_write_back_in_rfc3339(value: object) -> None:
     with pytest.raises(MalformedRecord, match="here: createdAt .* is not a datetime with a time zone"):
         parse_datetime(value, "createdAt", "here")
+
+
+def test_usual_form_shortcut_answers_as_the_regular_expression() -> None:
+    """Values one or two characters away from Iterable's usual form, with look-alike separators
+    and digits among the changes: the shortcut must neither take what the regular expression
+    refuses nor read anything differently."""
+    rnd = random.Random(12)
+    usual = "2026-05-27 23:49:32 +00:00"
+    alphabet = "0123456789 -:+TtZzW.,x\t_\u0663\uff11"
+    for _ in range(30_000):
+        chars = list(usual)
+        for _ in range(rnd.randint(1, 2)):
+            chars[rnd.randrange(len(chars))] = rnd.choice(alphabet)
+        value = "".join(chars)
+        assert rfc3339_instant(value) == matched_instant(value), value
 
 
 @pytest.mark.parametrize(
