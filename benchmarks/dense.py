@@ -9,11 +9,11 @@ the simulator.
 The connector's stdout is only counted (documents are one line each and start with `{"captured":`),
 by a reader thread of its own (`output.py`), so the reader never slows it.
 
-Files pages list 10 files, the next page is named by the last file of the one before, and the
-files endpoint allows one request a second: with files of 5,000 records, no reader of this window
-goes faster than 50,000 documents a second once it has caught up with the listing. The median
-interval between the job's files pages tells which bound a run met: 1.0 s is Iterable's limit,
-more is the connector's CPU."""
+Files pages list 10 files and the next page is named by the last file of the one before. The
+files endpoint's one request a second runs in simulated time, like every limit: at the dense time
+scale (0.01) that is a hundred requests a wall second, so the listing never holds the window back
+and the median interval between the job's files pages is the connector's own pace (50,000
+records a page: 1.0 s is 50,000 documents a second)."""
 
 import itertools
 import statistics
@@ -54,8 +54,8 @@ class Dense:
     """Files pages of the dense job Iterable answered (10 files each, the last one empty)."""
     page_interval_s: float = 0.0
     """Median wall time between two of those pages. Each page is asked for when the previous one's
-    files start downloading, and the files endpoint allows one request a second: at 1.0 the window
-    is bound by that limit (10 files of 5,000 records a second), above it by the connector."""
+    files start downloading, and the files limit is scaled with time, so this is the connector's
+    pace: 50,000 records a page, 1.0 s for 50,000 documents a second."""
 
     @property
     def docs_per_s(self) -> float:
