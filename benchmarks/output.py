@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -22,6 +22,7 @@ from flow_driver import ConnectorDriver
 
 CAPTURED = b'{"captured":'
 CHECKPOINT = b'{"checkpoint":'
+NEW_CHECKPOINT = b"\n" + CHECKPOINT
 ACK = orjson.dumps({"acknowledge": {"checkpoints": 1}}) + b"\n"
 CHUNK = 1 << 20
 PIPE_SIZE = 1 << 20
@@ -67,6 +68,17 @@ async def read_until(
 async def drain(stream: asyncio.StreamReader | None) -> None:
     while stream is not None and await stream.read(CHUNK):
         pass
+
+
+def checkpoints(block: bytes) -> Iterator[dict[str, Any]]:
+    """The checkpoint messages among a block's complete lines, found without splitting the
+    documents into lines."""
+    text = b"\n" + block
+    at = text.find(NEW_CHECKPOINT)
+    while at >= 0:
+        end = text.find(b"\n", at + 1)
+        yield orjson.loads(text[at + 1 : end])
+        at = text.find(NEW_CHECKPOINT, end)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 
 from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.data import LightUsers
 
 from .harness import Scale, Traffic, bindings, connector, iterable_like
-from .output import CHECKPOINT, Counts, read_until
+from .output import Counts, checkpoints, read_until
 
 HISTORY_DAYS = 3 * 365
 
@@ -89,12 +88,11 @@ async def _until_backfilled(d: Any, binds: list[dict[str, Any]]) -> tuple[int, f
     def backfilled(_: Counts, block: bytes) -> bool:
         nonlocal cutoff
         done = False
-        for line in block.split(b"\n"):
-            if line.startswith(CHECKPOINT):
-                backfill = _users_backfill(orjson.loads(line))
-                if backfill is not None and backfill is not False:
-                    cutoff = cutoff or backfill["cutoff"]
-                done = done or (backfill is None and cutoff is not None)
+        for message in checkpoints(block):
+            backfill = _users_backfill(message)
+            if backfill is not None and backfill is not False:
+                cutoff = cutoff or backfill["cutoff"]
+            done = done or (backfill is None and cutoff is not None)
         return done
 
     run = await read_until(d, d.open_request(binds, {}, 300), done=backfilled)
