@@ -1,9 +1,11 @@
+from typing import Any
+
 import orjson
 
 from benchmarks.output import checkpoints
 
 
-def _lines(*messages: dict[str, object]) -> bytes:
+def _lines(*messages: Any) -> bytes:
     return b"".join(orjson.dumps(m) + b"\n" for m in messages)
 
 
