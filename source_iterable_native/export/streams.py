@@ -24,20 +24,6 @@ builds, then discards, a TypeError on every call."""
 DASH = ord("-")
 
 
-def parse_datetime(value: Any, field: str, location: object) -> tuple[str, datetime]:
-    """A datetime in one of the forms `rfc3339_instant` repairs, in RFC 3339 and as its instant;
-    nothing else is accepted, so that every value parsed as a datetime is also written back in
-    RFC 3339."""
-    repaired = repaired_instant(value) if isinstance(value, str) else None
-    if repaired is None:
-        raise not_a_datetime(value, field, location)
-    return repaired
-
-
-def not_a_datetime(value: Any, field: str, location: object) -> MalformedRecord:
-    return MalformedRecord(f"{location}: {field} {value!r} is not a datetime with a time zone")
-
-
 @dataclass(frozen=True)
 class ExportedStream:
     """How one export data type's records become documents."""
@@ -70,10 +56,13 @@ class ExportedStream:
             key = str(value)
 
         sent = raw[self.cursor_field]
-        # `parse_datetime`, inlined: this runs once per exported record.
+        # The cursor is taken only in a form `rfc3339_instant` repairs, so that every value read
+        # as a datetime is also written back in RFC 3339.
         parsed = repaired_instant(sent) if type(sent) is str else None
         if parsed is None:
-            raise not_a_datetime(sent, self.cursor_field, location)
+            raise MalformedRecord(
+                f"{location}: {self.cursor_field} {sent!r} is not a datetime with a time zone"
+            )
         repaired, cursor = parsed
         if BACKSLASH not in line and line.count(DASH) == sent.count("-"):
             # The cursor holds every dash of the line: `repair_datetimes` would change no other

@@ -6,7 +6,7 @@ import pytest
 import orjson
 import xxhash
 
-from source_iterable_native.export.streams import ExportedStream, MalformedRecord, parse_datetime
+from source_iterable_native.export.streams import ExportedStream, MalformedRecord
 from source_iterable_native.records import (
     estuary_id,
     matched_instant,
@@ -186,6 +186,14 @@ def test_user_without_key_field_is_reported() -> None:
         stream.record(b'{"profileUpdatedAt": "2026-01-14 06:20:22 +00:00", "email": "a@b.com"}', "at")
 
 
+def _cursor_of(value: object) -> tuple[str, datetime]:
+    """An event's `createdAt` as its document writes it, and its cursor."""
+    doc, _, cursor = ExportedStream("emailSend", "createdAt", None).record(
+        orjson.dumps({"createdAt": value}), "here"
+    )
+    return doc["createdAt"], cursor
+
+
 @pytest.mark.parametrize(
     "value, instant",
     [
@@ -198,7 +206,7 @@ def test_user_without_key_field_is_reported() -> None:
     ],
 )
 def test_parses_each_repaired_form_to_its_instant(value: str, instant: datetime) -> None:
-    repaired, parsed = parse_datetime(value, "createdAt", "here")
+    repaired, parsed = _cursor_of(value)
     assert parsed == instant
     assert repaired == repair_datetime(value)
     assert RFC3339.match(repair_datetime(value))
@@ -230,7 +238,7 @@ def test_parses_each_repaired_form_to_its_instant(value: str, instant: datetime)
 )
 def test_refuses_cursors_it_cannot_write_back_in_rfc3339(value: object) -> None:
     with pytest.raises(MalformedRecord, match="here: createdAt .* is not a datetime with a time zone"):
-        parse_datetime(value, "createdAt", "here")
+        _cursor_of(value)
 
 
 def test_usual_form_shortcut_answers_as_the_regular_expression() -> None:
