@@ -48,9 +48,9 @@ async def _run(scale: Scale, sim: Simulator, share: float | None) -> Backfill:
             seen.setdefault("first_doc", sim.now())
         for message in checkpoints(block):
             state = fold_checkpoint(state, message["checkpoint"])
-            for backfill in ((state.get("bindingStateV1") or {}).get("events") or {}).get("backfill") or {}:
-                cutoff = state["bindingStateV1"]["events"]["backfill"][backfill].get("cutoff")
-                if cutoff:
+            subtasks = ((state.get("bindingStateV1") or {}).get("events") or {}).get("backfill") or {}
+            for subtask in subtasks.values():
+                if cutoff := subtask.get("cutoff"):
                     seen.setdefault("cutoff", datetime.fromisoformat(cutoff).timestamp())
         if backfills_done(state):
             seen["done"] = sim.now()

@@ -120,7 +120,8 @@ class _OneJob:
 
 
 class _Buffer:
-    """A CDK task's buffer and digest, for the CDK's own `_BaseTask._captured` to write."""
+    """A CDK task's buffer and digest, for the CDK's own `_BaseTask._captured` to write and
+    `_BaseTask._reset` to empty."""
 
     def __init__(self) -> None:
         self._buffer = tempfile.SpooledTemporaryFile(max_size=_BaseTask.MAX_BUFFER_MEM)
@@ -150,9 +151,7 @@ async def document_path(lines: list[bytes]) -> int:
             _BaseTask._captured(task, 0, item)  # type: ignore[arg-type]  # uses only these two
             documents += 1
         else:
-            task._buffer.truncate(0)
-            task._buffer.seek(0)
-            task._hasher.reset()
+            _BaseTask._reset(task)  # type: ignore[arg-type]  # as a checkpoint does
     return documents
 
 
