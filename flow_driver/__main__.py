@@ -43,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "--sessions", type=_sessions, default=[-1], help="transactions per session, e.g. 1,-1"
     )
-    preview.add_argument("--timeout", type=_duration, default=10.0, help="end a session after this long idle")
+    preview.add_argument(
+        "--timeout",
+        type=_duration,
+        default=10.0,
+        help="end a session after this long idle (starting up: at least 60 s)",
+    )
     preview.add_argument("--delay", type=_duration, default=0.0, help="pause after each transaction")
     preview.add_argument("--initial-state", type=Path)
     preview.add_argument("--output-state", type=Path)

@@ -22,6 +22,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COMMAND = [sys.executable, "-m", "source_iterable_native"]
 REAP_TIMEOUT = 5.0
 STOP_CHECK_INTERVAL = 0.05
+# A connector is idle only once it has opened: starting up (imports, the first request) is not
+# silence, so until `opened` the idle timeout is at least this long.
+STARTUP_ALLOWANCE = 60.0
 """How often `stop_when` is asked while the connector is silent, so a quiet session can end on a condition."""
 
 Document = tuple[str, dict[str, Any]]
@@ -412,8 +415,9 @@ class _CaptureSession:
         else:
             if self.limits.deadline is not None:
                 candidates.append(self.started + self.limits.deadline)
-            if self.limits.idle_timeout is not None:
-                candidates.append(self.last_output + self.limits.idle_timeout)
+            idle_until = self._idle_until()
+            if idle_until is not None:
+                candidates.append(idle_until)
             if self.limits.stop_when is not None and self.opened is not None:
                 candidates.append(now + STOP_CHECK_INTERVAL)
         return max(0.0, min(candidates) - now) if candidates else None
@@ -435,9 +439,16 @@ class _CaptureSession:
             self._stop(proc, "stop_when")
         elif self.limits.deadline is not None and now >= self.started + self.limits.deadline:
             self._stop(proc, "deadline")
-        elif self.limits.idle_timeout is not None and now >= self.last_output + self.limits.idle_timeout:
+        elif (idle_until := self._idle_until()) is not None and now >= idle_until:
             self._stop(proc, "idle")
         return False
+
+    def _idle_until(self) -> float | None:
+        if self.limits.idle_timeout is None:
+            return None
+        if self.opened_at is None:
+            return self.last_output + max(self.limits.idle_timeout, STARTUP_ALLOWANCE)
+        return self.last_output + self.limits.idle_timeout
 
     def _stop(self, proc: asyncio.subprocess.Process, reason: str) -> None:
         if self.stopped_by is not None:

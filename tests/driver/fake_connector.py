@@ -158,6 +158,7 @@ def capture(request: dict[str, Any]) -> None:
     counter["count"] = request["state"].get("count", 0)
     if config.get("log_open"):
         log("open", open=request)
+    wait_until(lambda: stopping, config.get("open_delay", 0))
     if not config.get("skip_opened"):
         emit({"opened": {"explicitAcknowledgements": config.get("explicit_acks", False)}})
     run_steps(config.get("session", []))

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from .driver_helpers import SECRET, logged, session
+from flow_driver import protocol
 from flow_driver import (
     CaptureProgress,
     ConnectorDriver,
@@ -150,8 +151,27 @@ async def test_idle_timeout_stops_with_sigterm(make_driver: MakeDriver, bindings
 
 
 @pytest.mark.asyncio
+async def test_starting_up_is_not_idle(make_driver: MakeDriver, bindings: Bindings) -> None:
+    driver = make_driver(session({"docs": 1}, {"checkpoint": {}}, open_delay=1.0))
+    result = await driver.capture(bindings, idle_timeout=0.2, deadline=20)
+    assert (result.rc, result.stopped_by, result.checkpoints) == (0, "exit", 1)
+
+
+@pytest.mark.asyncio
+async def test_a_connector_that_never_opens_is_stopped_after_the_startup_allowance(
+    make_driver: MakeDriver, bindings: Bindings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(protocol, "STARTUP_ALLOWANCE", 0.5)
+    driver = make_driver(session({"wait_stop": 60}, skip_opened=True))
+    with pytest.raises(ProtocolError, match="exited without sending `opened`"):
+        await driver.capture(bindings, idle_timeout=0.1, deadline=20)
+
+
+@pytest.mark.asyncio
 async def test_deadline_stops_a_busy_connector(make_driver: MakeDriver, bindings: Bindings) -> None:
-    result = await make_driver(session(LOOP)).capture(bindings, deadline=0.5, idle_timeout=5)
+    # The deadline counts from the process's start, so it leaves a loaded machine time to start
+    # the fake and install its SIGTERM handler.
+    result = await make_driver(session(LOOP)).capture(bindings, deadline=3, idle_timeout=5)
     assert (result.rc, result.stopped_by) == (0, "deadline")
     assert result.checkpoints > 1 and logged(result.logs, "stopping on SIGTERM")
 
