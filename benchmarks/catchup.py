@@ -189,6 +189,8 @@ class Backfill:
     until_caught_up: Traffic
     minutes: float
     first_doc_minutes: float
+    floor_minutes: float
+    """Iterable's processing time of the jobs until caught up, over its slots (harness.Traffic)."""
     report: str = ""
 
     def row(self) -> list[Any]:
@@ -201,6 +203,7 @@ class Backfill:
             self.until_caught_up.rate_limited,
             self.first_doc_minutes,
             self.minutes,
+            self.floor_minutes,
         ]
 
 
@@ -213,6 +216,7 @@ BACKFILL_HEADER = [
     "429s",
     "first doc (sim. min)",
     "caught up (sim. min)",
+    "job processing / slots (sim. min)",
 ]
 
 
@@ -256,7 +260,12 @@ async def _run(scale: Scale, sim: Simulator, share: float | None, steady: bool) 
     catchup_min = scale.simulated(run.caught_up_at - opened_at) / 60
     first_doc_min = scale.simulated((run.first_doc_at or run.caught_up_at) - opened_at) / 60
     outcome = Backfill(
-        share, backfill, until_caught_up=catchup, minutes=catchup_min, first_doc_minutes=first_doc_min
+        share,
+        backfill,
+        until_caught_up=catchup,
+        minutes=catchup_min,
+        first_doc_minutes=first_doc_min,
+        floor_minutes=catchup.processing_floor_minutes(sim, scale),
     )
     if not steady:
         return outcome

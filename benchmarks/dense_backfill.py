@@ -62,10 +62,12 @@ async def _run(scale: Scale, sim: Simulator, share: float | None) -> Backfill:
     # Records within a second of the binding's creation lie past the backfill's cutoff.
     if (docs := run.counts.documents) < 0.999 * EVENTS:
         raise RuntimeError(f"the backfill emitted {docs:,} of {EVENTS:,} events")
+    until_caught_up = Traffic.between(sim, opened, seen["done"])
     return Backfill(
         share,
         Traffic.between(sim, opened, seen["done"], ending_by=seen.get("cutoff", seen["done"])),
-        until_caught_up=Traffic.between(sim, opened, seen["done"]),
+        until_caught_up=until_caught_up,
         minutes=scale.simulated(seen["done"] - opened) / 60,
         first_doc_minutes=scale.simulated(seen.get("first_doc", seen["done"]) - opened) / 60,
+        floor_minutes=until_caught_up.processing_floor_minutes(sim, scale),
     )

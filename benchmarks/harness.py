@@ -31,6 +31,13 @@ class Scale:
         return iso_seconds(self.wall(simulated.total_seconds()))
 
 
+EXPORT_SLOTS = 4
+"""Iterable's export jobs processing at once, per organisation."""
+JOB_BASE_S = 2.0
+JOB_PER_1K_RECORDS_S = 0.5
+"""How long the simulator processes an export job: JOB_BASE_S plus this per 1,000 records."""
+
+
 def iterable_like(scale: Scale, data: DataSpec, **overrides: Any) -> SimulatorConfig:
     """Iterable's export limits as documented: 1 request/s per organisation on export/start and,
     separately, on export/{jobId}/files, 4 jobs processing, 2 s plus 0.5 s per 1,000 records per
@@ -41,9 +48,9 @@ def iterable_like(scale: Scale, data: DataSpec, **overrides: Any) -> SimulatorCo
         "data": data,
         "enforce_rate_limits": True,
         "export_reading": "separate",
-        "export_max_concurrent_jobs": 4,
-        "export_job_latency_base_s": 2.0,
-        "export_job_latency_per_1k_records_s": 0.5,
+        "export_max_concurrent_jobs": EXPORT_SLOTS,
+        "export_job_latency_base_s": JOB_BASE_S,
+        "export_job_latency_per_1k_records_s": JOB_PER_1K_RECORDS_S,
         "export_records_per_file": 25_000,
         **overrides,
     }
@@ -89,6 +96,8 @@ class Traffic:
     jobs: int
     export_requests: int
     rate_limited: int
+    processing_s: float = 0.0
+    """Wall seconds Iterable spent running those jobs, summed over jobs."""
 
     @classmethod
     def between(cls, sim: Simulator, start: float, end: float, ending_by: float | None = None) -> "Traffic":
@@ -103,7 +112,13 @@ class Traffic:
             paths = {f"/api/export/{j.id}/files" for j in jobs}
             log = [e for e in log if e["path"] in paths]
             requests = len(jobs) + len(log)
-        return cls(len(jobs), requests, sum(1 for e in log if e["status"] == 429))
+        rate_limited = sum(1 for e in log if e["status"] == 429)
+        return cls(len(jobs), requests, rate_limited, sum(j.duration for j in jobs))
+
+    def processing_floor_minutes(self, sim: Simulator, scale: Scale) -> float:
+        """Simulated minutes Iterable's processing slots need for these jobs with every slot busy
+        throughout: no schedule of them finishes sooner."""
+        return scale.simulated(self.processing_s / sim.config.export_max_concurrent_jobs) / 60
 
     @property
     def per_job(self) -> float:
@@ -135,6 +150,8 @@ def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
+        if abs(value) < 10:
+            return f"{value:.2f}"
         return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
