@@ -2,6 +2,7 @@
 
 import asyncio
 import copy
+from datetime import datetime
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -56,6 +57,15 @@ async def until(condition: Callable[[], bool], timeout: float, what: str = "the 
     while not condition():
         assert loop.time() < end, f"{what} did not hold within {timeout} s"
         await asyncio.sleep(0.02)
+
+
+def pass_cursor(state: dict[str, Any], binding: str, subtask: str) -> datetime | None:
+    """The cursor a capture's state holds for one incremental subtask of a binding, such as
+    `lookback.emailOpen` of `events`: once the late-data pass's cursor is past an instant, no
+    pass reads that instant again."""
+    inc = ((state.get("bindingStateV1") or {}).get(binding) or {}).get("inc") or {}
+    cursor = (inc.get(subtask) or {}).get("cursor")
+    return datetime.fromisoformat(cursor) if cursor else None
 
 
 def listing_passes(sim: Simulator, path: str, since: int = 0) -> int:

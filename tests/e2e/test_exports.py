@@ -7,9 +7,12 @@ from typing import Any
 import pytest
 import xxhash
 
+from iterable_simulator import timefmt
 from iterable_simulator.faults import Fault, FaultConfig
 
-from .conftest import bindings, driver, endpoint_config, small_data
+from flow_driver import CaptureProgress
+
+from .conftest import bindings, driver, endpoint_config, pass_cursor, small_data
 
 EVENT_TYPES_WITH_DATA = {"emailSend": 40, "emailOpen": 25, "customEvent": 12, "purchase": 3}
 ENABLED = [*EVENT_TYPES_WITH_DATA, "smsSend", "emailUnsubscribe"]  # two of them stay empty
@@ -102,16 +105,20 @@ async def test_late_records_are_captured_once(simulator_factory) -> None:
 
     # Occurred now, but visible only 2 s (200 simulated) later: after real time has read past it.
     created = time.time()
-    from iterable_simulator import timefmt
-
     late = sim.add_event(
         "emailOpen",
         {"email": "late@example.com", "createdAt": timefmt.iterable_str(created)},
         visible_after_s=200,
     )
     on_time = sim.add_event("emailOpen", {"email": "ontime@example.com"})
-    result = await d.capture(binds, state=first.state, deadline=14)
+
+    def late_data_read_past_it(p: CaptureProgress) -> bool:
+        cursor = pass_cursor(p.state, "events", "lookback.emailOpen")
+        return cursor is not None and cursor.timestamp() > created
+
+    result = await d.capture(binds, state=first.state, stop_when=late_data_read_past_it, deadline=60)
     result.raise_for_error()
+    assert result.stopped_by == "stop_when"
     emails = Counter(doc["email"] for doc in result.docs("acmeCo/events"))
     assert emails == Counter({late["email"]: 1, on_time["email"]: 1})
 
@@ -129,9 +136,16 @@ async def test_a_same_second_update_visible_late_is_captured(simulator_factory) 
     # Updated twice within one second; the second version is visible 10 s (1,000 simulated) later,
     # after real time has read the first.
     user = sim.records("users")[0]
-    sim.update_user(user["email"], {"plan": "gold"})
-    result = await d.capture(binds, state=first.state, deadline=30)
+    updated = sim.update_user(user["email"], {"plan": "gold"})
+    updated_at = timefmt.parse(updated["profileUpdatedAt"])
+
+    def late_data_read_past_it(p: CaptureProgress) -> bool:
+        cursor = pass_cursor(p.state, "users", "lookback.user")
+        return cursor is not None and cursor.timestamp() > updated_at
+
+    result = await d.capture(binds, state=first.state, stop_when=late_data_read_past_it, deadline=60)
     result.raise_for_error()
+    assert result.stopped_by == "stop_when"
     versions = [
         doc.get("sameSecondRevision") for doc in result.docs("acmeCo/users") if doc["email"] == user["email"]
     ]
