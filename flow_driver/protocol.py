@@ -22,10 +22,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COMMAND = [sys.executable, "-m", "source_iterable_native"]
 REAP_TIMEOUT = 5.0
 STOP_CHECK_INTERVAL = 0.05
-# A connector is idle only once it has opened: starting up (imports, the first request) is not
-# silence, so until `opened` the idle timeout is at least this long.
-STARTUP_ALLOWANCE = 60.0
 """How often `stop_when` is asked while the connector is silent, so a quiet session can end on a condition."""
+STARTUP_ALLOWANCE = 60.0
+"""The least idle timeout until the connector has sent `opened`: starting up (imports, the first
+requests) is not silence."""
 
 Document = tuple[str, dict[str, Any]]
 

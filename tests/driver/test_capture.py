@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 
 from .driver_helpers import SECRET, logged, session
-from flow_driver import protocol
 from flow_driver import (
     CaptureProgress,
     ConnectorDriver,
@@ -13,6 +12,7 @@ from flow_driver import (
     DocumentError,
     ProtocolError,
     SecretLeakError,
+    protocol,
 )
 
 MakeDriver = Callable[..., ConnectorDriver]
