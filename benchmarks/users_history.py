@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-
 from iterable_simulator import DataSpec, Simulator
 from iterable_simulator.data import LightUsers
 

@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator, Callable
 import orjson
 import pytest_asyncio
 
-from flow_driver import ConnectorDriver, bindings_from_discovered
+from flow_driver import CaptureProgress, ConnectorDriver, bindings_from_discovered
 from iterable_simulator import DataSpec, Simulator, SimulatorConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,13 +59,16 @@ async def until(condition: Callable[[], bool], timeout: float, what: str = "the 
         await asyncio.sleep(0.02)
 
 
-def pass_cursor(state: dict[str, Any], binding: str, subtask: str) -> datetime | None:
-    """The cursor a capture's state holds for one incremental subtask of a binding, such as
-    `lookback.emailOpen` of `events`: once the late-data pass's cursor is past an instant, no
-    pass reads that instant again."""
-    inc = ((state.get("bindingStateV1") or {}).get(binding) or {}).get("inc") or {}
-    cursor = (inc.get(subtask) or {}).get("cursor")
-    return datetime.fromisoformat(cursor) if cursor else None
+def late_data_read_past(binding: str, data_type: str, instant: float) -> Callable[[CaptureProgress], bool]:
+    """A `stop_when` that holds once the late-data pass of `data_type` has checkpointed its cursor
+    past `instant` (epoch seconds): no pass reads that instant again."""
+
+    def read_past(progress: CaptureProgress) -> bool:
+        inc = ((progress.state.get("bindingStateV1") or {}).get(binding) or {}).get("inc") or {}
+        cursor = (inc.get(f"lookback.{data_type}") or {}).get("cursor")
+        return cursor is not None and datetime.fromisoformat(cursor).timestamp() > instant
+
+    return read_past
 
 
 def listing_passes(sim: Simulator, path: str, since: int = 0) -> int:

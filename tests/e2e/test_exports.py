@@ -10,9 +10,7 @@ import xxhash
 from iterable_simulator import timefmt
 from iterable_simulator.faults import Fault, FaultConfig
 
-from flow_driver import CaptureProgress
-
-from .conftest import bindings, driver, endpoint_config, pass_cursor, small_data
+from .conftest import bindings, driver, endpoint_config, late_data_read_past, small_data
 
 EVENT_TYPES_WITH_DATA = {"emailSend": 40, "emailOpen": 25, "customEvent": 12, "purchase": 3}
 ENABLED = [*EVENT_TYPES_WITH_DATA, "smsSend", "emailUnsubscribe"]  # two of them stay empty
@@ -111,12 +109,9 @@ async def test_late_records_are_captured_once(simulator_factory) -> None:
         visible_after_s=200,
     )
     on_time = sim.add_event("emailOpen", {"email": "ontime@example.com"})
-
-    def late_data_read_past_it(p: CaptureProgress) -> bool:
-        cursor = pass_cursor(p.state, "events", "lookback.emailOpen")
-        return cursor is not None and cursor.timestamp() > created
-
-    result = await d.capture(binds, state=first.state, stop_when=late_data_read_past_it, deadline=60)
+    result = await d.capture(
+        binds, state=first.state, stop_when=late_data_read_past("events", "emailOpen", created), deadline=60
+    )
     result.raise_for_error()
     assert result.stopped_by == "stop_when"
     emails = Counter(doc["email"] for doc in result.docs("acmeCo/events"))
@@ -138,12 +133,9 @@ async def test_a_same_second_update_visible_late_is_captured(simulator_factory) 
     user = sim.records("users")[0]
     updated = sim.update_user(user["email"], {"plan": "gold"})
     updated_at = timefmt.parse(updated["profileUpdatedAt"])
-
-    def late_data_read_past_it(p: CaptureProgress) -> bool:
-        cursor = pass_cursor(p.state, "users", "lookback.user")
-        return cursor is not None and cursor.timestamp() > updated_at
-
-    result = await d.capture(binds, state=first.state, stop_when=late_data_read_past_it, deadline=60)
+    result = await d.capture(
+        binds, state=first.state, stop_when=late_data_read_past("users", "user", updated_at), deadline=60
+    )
     result.raise_for_error()
     assert result.stopped_by == "stop_when"
     versions = [
